@@ -1,0 +1,151 @@
+//! `vorfw`: plan VOR Stream host firewalls from an Ansible inventory.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{Read, Write};
+use vorfw_core::{render, Inventory, Matrix};
+
+#[derive(Parser)]
+#[command(
+    name = "vorfw",
+    version,
+    about = "Plan and check VOR Stream host firewalls from an Ansible inventory"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compute every host's firewall plan from an inventory and the VOR Stream port matrix.
+    Plan(PlanArgs),
+    /// Print the embedded port matrix data file.
+    Matrix,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One line per allowed flow: host, in|out, tcp|udp, port, peer CIDR, purpose, rule ids.
+    Flows,
+    /// The plans exactly as the modules consume them.
+    Json,
+    /// Per-host tables for security sign-off.
+    Markdown,
+    /// The flows as CSV with a header.
+    Csv,
+    /// The deployment's flows as a Mermaid diagram, hosts grouped by service.
+    Mermaid,
+    /// Per-host rule counts (for very large inventories).
+    Summary,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Inventory: an inventory source Ansible understands (INI, YAML, directory, plugin
+    /// config; repeatable), or a file with the JSON of `ansible-inventory --list` (`-` for stdin).
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        required = true,
+        value_name = "INVENTORY"
+    )]
+    inventory: Vec<String>,
+    /// Override variables on every host, as `ansible-playbook -e` (KEY=VALUE, JSON, @file.json).
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    extra_vars: Vec<String>,
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Flows)]
+    format: Format,
+    /// Only print these hosts (comma-separated names); peers still come from the whole inventory.
+    #[arg(short = 'l', long, value_name = "HOSTS")]
+    limit: Option<String>,
+    /// The ansible-inventory program to run.
+    #[arg(
+        long,
+        env = "VORFW_ANSIBLE_INVENTORY",
+        default_value = "ansible-inventory"
+    )]
+    ansible_inventory: String,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(out) => {
+            let mut so = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = so.write_all(out.as_bytes()).and_then(|_| so.flush());
+        }
+        Err(e) => {
+            eprintln!("vorfw: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<String> {
+    match cli.cmd {
+        Cmd::Matrix => Ok(vorfw_core::matrix::MATRIX_JSON.to_string()),
+        Cmd::Plan(a) => plan(a),
+    }
+}
+
+fn load_inventory(a: &PlanArgs) -> Result<serde_json::Value> {
+    // A single `-` or a file holding `ansible-inventory --list` JSON is read directly;
+    // anything else is handed to ansible-inventory, which understands every inventory format.
+    if let [one] = a.inventory.as_slice() {
+        if one == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the inventory from stdin")?;
+            return serde_json::from_str(&s)
+                .context("stdin is not the JSON of `ansible-inventory --list`");
+        }
+        let p = std::path::Path::new(one);
+        if p.is_file() {
+            let text = std::fs::read(p).with_context(|| format!("reading {one}"))?;
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+                if vorfw_shell::is_inventory_list(&v) {
+                    return Ok(v);
+                }
+            }
+        } else if !p.exists() && !one.contains(',') {
+            bail!("inventory {one}: no such file or directory");
+        }
+    }
+    vorfw_shell::ansible_inventory(&a.ansible_inventory, &a.inventory).map_err(anyhow::Error::msg)
+}
+
+fn plan(a: PlanArgs) -> Result<String> {
+    let json = load_inventory(&a)?;
+    let mut inv = Inventory::from_ansible_json(&json)?;
+    let extra = vorfw_shell::extra_vars(&a.extra_vars).map_err(anyhow::Error::msg)?;
+    inv.override_vars(&extra);
+    let mut resolve = vorfw_shell::resolve;
+    let mut plans = vorfw_core::plan(&inv, Matrix::embedded(), &mut resolve)?;
+    for w in &plans.warnings {
+        eprintln!("vorfw: warning: {w}");
+    }
+    if let Some(limit) = &a.limit {
+        let wanted: Vec<&str> = limit
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        for w in &wanted {
+            if !plans.hosts.iter().any(|h| h.name == *w) {
+                bail!("--limit: host {w} is not in the inventory");
+            }
+        }
+        plans.hosts.retain(|h| wanted.contains(&h.name.as_str()));
+    }
+    Ok(match a.format {
+        Format::Flows => render::flows_text(&plans),
+        Format::Json => serde_json::to_string_pretty(&render::json(&plans))? + "\n",
+        Format::Markdown => render::markdown(&plans),
+        Format::Csv => render::csv(&plans).map_err(anyhow::Error::msg)?,
+        Format::Mermaid => render::mermaid(&plans),
+        Format::Summary => render::summary(&plans),
+    })
+}

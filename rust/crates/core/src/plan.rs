@@ -1,0 +1,540 @@
+//! Inventory + matrix → one plan per host: the services it runs, the inbound flows it admits
+//! (port, protocol, peers, purpose, matrix row id) and the outbound flows it opens.
+//!
+//! Outbound rules are the mirror image of inbound rules whose peers are inventory hosts, so
+//! the plan is globally consistent: every outbound flow is admitted by its target.
+//! Peer sets are shared (`Arc`) between hosts, so planning stays linear in the number of
+//! hosts even when every host admits every other host (Consul Serf LAN).
+
+use crate::error::{Error, Result};
+use crate::inventory::Inventory;
+use crate::matrix::{Matrix, When};
+use crate::options::{parse_ip, ExtraRule, Options, Peer, Warnings};
+use ipnet::IpNet;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn parse(s: &str) -> Option<Proto> {
+        match s {
+            "tcp" => Some(Proto::Tcp),
+            "udp" => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sorted, deduplicated set of networks shared between rules and hosts.
+pub type NetSet = Arc<Vec<IpNet>>;
+
+/// What a rule stands for, for people and diagrams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A row of the internal matrix (or an extra rule between services/groups).
+    Flow { source: Arc<str>, target: Arc<str> },
+    /// A row of the external matrix.
+    Audience {
+        audience: Arc<str>,
+        target: Arc<str>,
+    },
+    /// SSH from `host_firewall_management_sources`.
+    Management,
+    /// An extra rule whose peers are CIDRs.
+    Extra { target: Arc<str> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: Arc<str>,
+    pub port: u16,
+    pub protocol: Proto,
+    /// Peers (sources for inbound, destinations for outbound). May contain the host's own
+    /// addresses; use [`HostPlan::peers`], which leaves them out.
+    pub peers: NetSet,
+    pub purpose: Arc<str>,
+    /// Who the peers are, in words ("Mid-Tier (group super)").
+    pub label: Arc<str>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostPlan {
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+    /// The host's own addresses as /32 and /128 networks.
+    pub own: Vec<IpNet>,
+    pub groups: Vec<String>,
+    pub services: Vec<String>,
+    pub options: Options,
+    pub inbound: Vec<Rule>,
+    pub outbound: Vec<Rule>,
+}
+
+impl HostPlan {
+    /// A rule's peers without the host's own addresses (loopback is always allowed).
+    pub fn peers<'a>(&'a self, rule: &'a Rule) -> impl Iterator<Item = &'a IpNet> + 'a {
+        rule.peers.iter().filter(move |n| !self.own.contains(n))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plans {
+    pub hosts: Vec<HostPlan>,
+    pub warnings: Vec<String>,
+}
+
+/// How the shell resolves a host name to addresses (the system resolver, in practice).
+pub type Resolver<'a> = dyn FnMut(&str) -> std::result::Result<Vec<IpAddr>, String> + 'a;
+
+/// Interns peer sets by content so equal sets are shared.
+#[derive(Default)]
+struct Sets {
+    by_content: HashMap<Vec<IpNet>, NetSet>,
+}
+
+impl Sets {
+    fn intern(&mut self, mut nets: Vec<IpNet>) -> NetSet {
+        nets.sort_unstable();
+        nets.dedup();
+        self.by_content
+            .entry(nets)
+            .or_insert_with_key(|k| Arc::new(k.clone()))
+            .clone()
+    }
+}
+
+/// The key under which inbound rules with inventory-host peers are mirrored as outbound rules.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct MirrorKey {
+    source_group: String,
+    id: Arc<str>,
+    port: u16,
+    protocol: Proto,
+}
+
+struct Mirror {
+    purpose: Arc<str>,
+    label: Arc<str>,
+    origin: Origin,
+    targets: Vec<usize>,
+}
+
+fn holds(when: &When, o: &Options) -> bool {
+    when.database.as_ref().is_none_or(|d| *d == o.database)
+        && when
+            .vault_dynamic_secrets
+            .as_ref()
+            .is_none_or(|s| o.vault_dynamic_secrets.contains(s))
+}
+
+/// A host's addresses: `host_firewall_address`, else `ansible_host` if it is an IP literal,
+/// else the name (`ansible_host` or the inventory name) through the resolver.
+fn host_addresses(
+    name: &str,
+    opts: &Options,
+    vars: &serde_json::Map<String, Value>,
+    resolve: &mut Resolver,
+) -> Result<Vec<IpAddr>> {
+    if let Some(a) = &opts.address {
+        return Ok(a.clone());
+    }
+    let ansible_host = vars
+        .get("ansible_host")
+        .and_then(Value::as_str)
+        .map(str::trim);
+    if let Some(h) = ansible_host {
+        if let Ok(ip) = parse_ip(h) {
+            return Ok(vec![ip]);
+        }
+    }
+    let lookup = ansible_host.unwrap_or(name);
+    let mut addrs = resolve(lookup).map_err(|why| {
+        Error::new(format!(
+            "no address: {} '{lookup}' does not resolve ({why}); set host_firewall_address or ansible_host to an IP address",
+            if ansible_host.is_some() { "ansible_host" } else { "the host name" }
+        ))
+    })?;
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(Error::new(format!(
+            "no address: '{lookup}' resolves to nothing; set host_firewall_address or ansible_host to an IP address"
+        )));
+    }
+    Ok(addrs)
+}
+
+/// Compute every host's plan.
+pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans> {
+    let mut warnings: Warnings = vec![];
+    let empty = serde_json::Map::new();
+
+    // 1. Options, addresses and services of every host.
+    let mut hosts: Vec<HostPlan> = Vec::with_capacity(inv.hosts.len());
+    let index: HashMap<&str, usize> = inv
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    let group_names: Vec<&String> = inv.groups.keys().filter(|g| g.as_str() != "all").collect();
+    let mut addr_owner: HashMap<IpAddr, &str> = HashMap::new();
+    for name in &inv.hosts {
+        let vars = inv.hostvars.get(name).unwrap_or(&empty);
+        let mut w = vec![];
+        let options = Options::from_hostvars(m, vars, &mut w)
+            .map_err(|e| e.context(format!("host {name}")))?;
+        warnings.extend(w.into_iter().map(|x| format!("host {name}: {x}")));
+        let addresses = host_addresses(name, &options, vars, resolve)
+            .map_err(|e| e.context(format!("host {name}")))?;
+        for a in &addresses {
+            if let Some(other) = addr_owner.insert(*a, name) {
+                warnings.push(format!("hosts {other} and {name} share the address {a}"));
+            }
+        }
+        let own = addresses.iter().map(|a| IpNet::from(*a)).collect();
+        let groups = group_names
+            .iter()
+            .filter(|g| inv.groups[g.as_str()].contains(name))
+            .map(|g| g.to_string())
+            .collect();
+        let services = m
+            .services
+            .iter()
+            .filter(|s| {
+                s.group == "all"
+                    || inv
+                        .group_hosts(&s.group)
+                        .is_some_and(|hs| hs.contains(name))
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        hosts.push(HostPlan {
+            name: name.clone(),
+            addresses,
+            own,
+            groups,
+            services,
+            options,
+            inbound: vec![],
+            outbound: vec![],
+        });
+    }
+
+    // 2. Peer sets: the addresses of every host in a group, computed once per group.
+    let mut sets = Sets::default();
+    let mut group_sets: HashMap<String, NetSet> = HashMap::new();
+    let mut group_set = |g: &str, sets: &mut Sets| -> NetSet {
+        if let Some(s) = group_sets.get(g) {
+            return s.clone();
+        }
+        let nets: Vec<IpNet> = inv
+            .group_hosts(g)
+            .map(|hs| {
+                hs.iter()
+                    .flat_map(|h| hosts_own(&hosts, &index, h))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let s = sets.intern(nets);
+        group_sets.insert(g.to_string(), s.clone());
+        s
+    };
+    let service_group = |name: &str| m.service(name).map(|s| s.group.as_str());
+    let label_for = |service: &str| {
+        format!(
+            "{service} (group {})",
+            service_group(service).unwrap_or("?")
+        )
+    };
+    let matrix_ids: BTreeSet<&str> = m.row_ids().collect();
+
+    // 3. Inbound rules, host by host; remember inbound rules with host peers for mirroring.
+    let mut mirrors: BTreeMap<MirrorKey, Mirror> = BTreeMap::new();
+    let mut inbound_all: Vec<Vec<Rule>> = Vec::with_capacity(hosts.len());
+    let mut labels: HashMap<String, Arc<str>> = HashMap::new();
+    let mut label = |s: String| {
+        labels
+            .entry(s.clone())
+            .or_insert_with(|| Arc::from(s))
+            .clone()
+    };
+    for (hi, host) in hosts.iter().enumerate() {
+        let o = &host.options;
+        let name = &host.name;
+        let err = |msg: String| Error::new(format!("host {name}: {msg}"));
+        // Validate extra rules and disabled ids first, whether or not they target this host.
+        let mut extra_ids = BTreeSet::new();
+        for x in &o.extra_rules {
+            if matrix_ids.contains(x.id.as_str()) {
+                return Err(err(format!(
+                    "host_firewall_extra_rules: id '{}' is already a matrix row id",
+                    x.id
+                )));
+            }
+            if !extra_ids.insert(x.id.as_str()) {
+                return Err(err(format!(
+                    "host_firewall_extra_rules: id '{}' is used twice",
+                    x.id
+                )));
+            }
+            for (what, p) in [("service/group", &x.target), ("source", &x.source)] {
+                match p {
+                    Peer::Service(s) if m.service(s).is_none() => {
+                        let known: Vec<&str> = m.services.iter().map(|s| s.name.as_str()).collect();
+                        return Err(err(format!(
+                            "host_firewall_extra_rules (id {}): {what} names unknown service '{s}' (known: {})",
+                            x.id,
+                            known.join(", ")
+                        )));
+                    }
+                    Peer::Group(g) if !inv.has_group(g) => {
+                        return Err(err(format!(
+                            "host_firewall_extra_rules (id {}): {what} names group '{g}', which is not in the inventory",
+                            x.id
+                        )));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for d in &o.disabled_rules {
+            if !matrix_ids.contains(d.as_str()) && !extra_ids.contains(d.as_str()) {
+                return Err(err(format!(
+                    "host_firewall_disabled_rules: unknown rule id '{d}'"
+                )));
+            }
+        }
+        let enabled = |id: &str| !o.disabled_rules.contains(id);
+        let mut inbound: Vec<Rule> = vec![];
+        let mut add = |rule: Rule, mirror_group: Option<&str>, inbound: &mut Vec<Rule>| {
+            if host.peers(&rule).next().is_none() {
+                return;
+            }
+            if let Some(g) = mirror_group {
+                let key = MirrorKey {
+                    source_group: g.to_string(),
+                    id: rule.id.clone(),
+                    port: rule.port,
+                    protocol: rule.protocol,
+                };
+                mirrors
+                    .entry(key)
+                    .or_insert_with(|| Mirror {
+                        purpose: rule.purpose.clone(),
+                        label: match &rule.origin {
+                            Origin::Flow { target, .. } => target.clone(),
+                            _ => rule.label.clone(),
+                        },
+                        origin: rule.origin.clone(),
+                        targets: vec![],
+                    })
+                    .targets
+                    .push(hi);
+            }
+            inbound.push(rule);
+        };
+
+        if let (Some(ms), true) = (&o.management_sources, enabled(&m.management.id)) {
+            let peers = sets.intern(ms.clone());
+            for p in &m.management.protocols {
+                let rule = Rule {
+                    id: Arc::from(m.management.id.as_str()),
+                    port: m.management.port,
+                    protocol: Proto::parse(p).expect("checked matrix"),
+                    peers: peers.clone(),
+                    purpose: Arc::from(m.management.purpose.as_str()),
+                    label: label("host_firewall_management_sources".into()),
+                    origin: Origin::Management,
+                };
+                add(rule, None, &mut inbound);
+            }
+        }
+        for r in &m.internal {
+            if !host.services.contains(&r.service) || !enabled(&r.id) || !holds(&r.when, o) {
+                continue;
+            }
+            let src_group = service_group(&r.source).expect("checked matrix");
+            let peers = group_set(src_group, &mut sets);
+            let origin = Origin::Flow {
+                source: Arc::from(label_for(&r.source)),
+                target: Arc::from(label_for(&r.service)),
+            };
+            for p in &r.protocols {
+                let rule = Rule {
+                    id: Arc::from(r.id.as_str()),
+                    port: r.port,
+                    protocol: Proto::parse(p).expect("checked matrix"),
+                    peers: peers.clone(),
+                    purpose: Arc::from(r.purpose.as_str()),
+                    label: label(label_for(&r.source)),
+                    origin: origin.clone(),
+                };
+                add(rule, Some(src_group), &mut inbound);
+            }
+        }
+        for r in &m.external {
+            if !host.groups.contains(&r.group) || !enabled(&r.id) {
+                continue;
+            }
+            let aud = m.audience(&r.audience).expect("checked matrix");
+            let nets: Vec<IpNet> = aud
+                .variables
+                .iter()
+                .flat_map(|v| o.sources_var(v).iter().copied())
+                .collect();
+            if nets.is_empty() {
+                continue;
+            }
+            let peers = sets.intern(nets);
+            for p in &r.protocols {
+                let rule = Rule {
+                    id: Arc::from(r.id.as_str()),
+                    port: r.port,
+                    protocol: Proto::parse(p).expect("checked matrix"),
+                    peers: peers.clone(),
+                    purpose: Arc::from(r.purpose.as_str()),
+                    label: label(format!("{} ({})", r.audience, aud.variables.join(" + "))),
+                    origin: Origin::Audience {
+                        audience: Arc::from(r.audience.as_str()),
+                        target: Arc::from(
+                            m.services
+                                .iter()
+                                .find(|s| s.group == r.group)
+                                .map(|s| label_for(&s.name))
+                                .unwrap_or_else(|| format!("group {}", r.group)),
+                        ),
+                    },
+                };
+                add(rule, None, &mut inbound);
+            }
+        }
+        for x in &o.extra_rules {
+            if !enabled(&x.id) || !extra_targets(x, host, m) {
+                continue;
+            }
+            let (peers, mirror_group, who) = match &x.source {
+                Peer::Service(s) => {
+                    let g = service_group(s).expect("validated above");
+                    (group_set(g, &mut sets), Some(g), label_for(s))
+                }
+                Peer::Group(g) => (
+                    group_set(g, &mut sets),
+                    Some(g.as_str()),
+                    format!("group {g}"),
+                ),
+                Peer::Cidrs(c) => (
+                    sets.intern(c.clone()),
+                    None,
+                    "host_firewall_extra_rules".to_string(),
+                ),
+            };
+            let target = match &x.target {
+                Peer::Service(s) => label_for(s),
+                Peer::Group(g) => format!("group {g}"),
+                Peer::Cidrs(_) => unreachable!("targets are services or groups"),
+            };
+            let origin = match mirror_group {
+                Some(_) => Origin::Flow {
+                    source: Arc::from(who.as_str()),
+                    target: Arc::from(target.as_str()),
+                },
+                None => Origin::Extra {
+                    target: Arc::from(target.as_str()),
+                },
+            };
+            for p in &x.protocols {
+                let rule = Rule {
+                    id: Arc::from(x.id.as_str()),
+                    port: x.port,
+                    protocol: Proto::parse(p).expect("validated protocol"),
+                    peers: peers.clone(),
+                    purpose: Arc::from(x.purpose.as_str()),
+                    label: label(who.clone()),
+                    origin: origin.clone(),
+                };
+                add(rule, mirror_group, &mut inbound);
+            }
+        }
+        inbound.sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
+        inbound_all.push(inbound);
+    }
+    for (h, rules) in hosts.iter_mut().zip(inbound_all) {
+        h.inbound = rules;
+    }
+
+    // 4. Outbound rules: the mirror image of inbound rules whose peers are inventory hosts.
+    for (key, mir) in mirrors {
+        let dest = sets.intern(
+            mir.targets
+                .iter()
+                .flat_map(|&t| hosts[t].own.iter().copied())
+                .collect(),
+        );
+        let Some(sources) = inv.group_hosts(&key.source_group) else {
+            continue;
+        };
+        for s in sources {
+            let hi = index[s.as_str()];
+            let rule = Rule {
+                id: key.id.clone(),
+                port: key.port,
+                protocol: key.protocol,
+                peers: dest.clone(),
+                purpose: mir.purpose.clone(),
+                label: mir.label.clone(),
+                origin: mir.origin.clone(),
+            };
+            let h = &mut hosts[hi];
+            if h.peers(&rule).next().is_some() {
+                h.outbound.push(rule);
+            }
+        }
+    }
+    for h in &mut hosts {
+        h.outbound
+            .sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
+    }
+    Ok(Plans { hosts, warnings })
+}
+
+fn hosts_own<'a>(
+    hosts: &'a [HostPlan],
+    index: &HashMap<&str, usize>,
+    h: &str,
+) -> impl Iterator<Item = IpNet> + 'a {
+    index
+        .get(h)
+        .map(|&i| hosts[i].own.iter().copied())
+        .into_iter()
+        .flatten()
+}
+
+fn extra_targets(x: &ExtraRule, host: &HostPlan, m: &Matrix) -> bool {
+    match &x.target {
+        Peer::Service(s) => host.services.iter().any(|hs| hs == s) && m.service(s).is_some(),
+        Peer::Group(g) => g == "all" || host.groups.contains(g),
+        Peer::Cidrs(_) => false,
+    }
+}

@@ -1,0 +1,53 @@
+//! Ansible module `vorstream.firewall.plan`: every host's plan, computed once on the controller.
+//!
+//! The action plugin passes the inventory as Ansible resolved it (`groups` and the relevant
+//! `hostvars`); the module returns the plans exactly as the apply modules consume them.
+
+use serde_json::{json, Map, Value};
+use vorfw_ansible::{Failure, Module, Outcome};
+use vorfw_core::{render, Inventory, Matrix};
+
+fn main() {
+    vorfw_ansible::run(body)
+}
+
+fn body(m: &mut Module) -> Result<Outcome, Failure> {
+    m.allow_only(&["groups", "hostvars", "inventory", "hosts"])?;
+    let inv_json = match (m.args.get("inventory"), m.args.get("groups"), m.args.get("hostvars")) {
+        (Some(inv), None, None) => inv.clone(),
+        (None, Some(Value::Object(groups)), Some(Value::Object(hostvars))) => {
+            let mut top = Map::new();
+            for (g, hosts) in groups {
+                top.insert(g.clone(), json!({ "hosts": hosts }));
+            }
+            top.insert("_meta".into(), json!({ "hostvars": hostvars }));
+            Value::Object(top)
+        }
+        _ => {
+            return Err(Failure::new(
+                "give either 'inventory' (the JSON of ansible-inventory --list) or both 'groups' and 'hostvars' as objects",
+            ))
+        }
+    };
+    let inv = Inventory::from_ansible_json(&inv_json)?;
+    let mut resolve = vorfw_shell::resolve;
+    let plans = vorfw_core::plan(&inv, Matrix::embedded(), &mut resolve)?;
+    for w in &plans.warnings {
+        m.warn(w.clone());
+    }
+    let mut out = render::json(&plans);
+    if let Some(Value::Array(wanted)) = m.args.get("hosts") {
+        let wanted: Vec<&str> = wanted.iter().filter_map(Value::as_str).collect();
+        if let Some(Value::Object(hosts)) = out.get_mut("hosts") {
+            hosts.retain(|k, _| wanted.contains(&k.as_str()));
+        }
+    }
+    let mut data = Map::new();
+    data.insert("plans".into(), out["hosts"].take());
+    data.insert("flow_count".into(), json!(render::flows(&plans).len()));
+    Ok(Outcome {
+        changed: false,
+        data,
+        ..Default::default()
+    })
+}
