@@ -352,9 +352,11 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
             (None, None, Some(v)) => {
                 Peer::Cidrs(cidr_list(&format!("{at}: sources"), v, warnings)?)
             }
-            _ => return Err(Error::new(format!(
+            _ => {
+                return Err(Error::new(format!(
                 "{at}: give exactly one of 'source' (service), 'source_group' or 'sources' (CIDRs)"
-            ))),
+            )))
+            }
         };
         let port = match obj.get("port") {
             Some(Value::Number(n)) => n.as_i64(),

@@ -14,10 +14,11 @@ pub fn resolve(name: &str) -> Result<Vec<IpAddr>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Whether a JSON value looks like the output of `ansible-inventory --list`.
+/// Whether a JSON value is the output of `ansible-inventory --list` (which always has `_meta`;
+/// a YAML inventory written as JSON does not).
 pub fn is_inventory_list(v: &Value) -> bool {
     v.as_object()
-        .is_some_and(|o| o.contains_key("_meta") || o.get("all").is_some_and(Value::is_object))
+        .is_some_and(|o| o.get("_meta").is_some_and(Value::is_object))
 }
 
 /// Run `ansible-inventory --list` on inventory sources, as Ansible itself would read them.

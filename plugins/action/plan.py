@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright: vorstream.firewall contributors
+# Apache License 2.0
+"""Action plugin for vorstream.firewall.plan: hands the inventory, as Ansible resolved it,
+to the Rust planner running on the controller."""
+from __future__ import annotations
+
+from ansible_collections.vorstream.firewall.plugins.plugin_utils.binary_module import BinaryModuleAction
+
+# The variables the planner reads; everything else in hostvars stays on the controller.
+PLAN_VARS = ("ansible_host",)
+PLAN_PREFIX = "host_firewall_"
+
+
+class ActionModule(BinaryModuleAction):
+    MODULE = "plan"
+
+    def module_args(self, task_vars):
+        args = dict(self._task.args)
+        if "inventory" in args:
+            return args
+        groups = task_vars.get("groups", {})
+        hostvars = task_vars.get("hostvars", {})
+        hosts = groups.get("all", [])
+        slim = {}
+        for h in hosts:
+            hv = hostvars[h]
+            slim[h] = {k: self._templar.template(hv[k]) for k in hv if k.startswith(PLAN_PREFIX) or k in PLAN_VARS}
+        args["groups"] = {g: list(hs) for g, hs in groups.items()}
+        args["hostvars"] = slim
+        return args

@@ -1,0 +1,110 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vorstream.firewall contributors
+# Apache License 2.0
+# Documentation stub: the module is a Rust binary (rust/crates/mod-plan), dispatched by
+# plugins/action/plan.py to plugins/modules/__bin__/plan_<arch>.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: plan
+short_description: Compute every host's VOR Stream firewall plan from the inventory
+version_added: "0.1.0"
+description:
+  - Turns VOR Stream's port matrix (embedded in the module) and the inventory, as Ansible
+    resolved it, into one plan per host - the services it runs, the inbound flows it admits
+    (port, protocol, source CIDRs, purpose, matrix row id) and the outbound flows it opens.
+  - The action plugin passes C(groups) and every host's C(host_firewall_*) variables and
+    C(ansible_host) to the planner, so run it once, on the controller
+    (C(run_once=true), C(delegate_to=localhost)).
+  - Bad input (an unknown variable value, a malformed CIDR, a port out of range, a host without
+    an address, an extra rule naming an unknown service or group) fails the task with one message
+    naming the host, variable and value, before any host is touched.
+  - Host addresses come from C(host_firewall_address), else C(ansible_host) when it is an IP
+    literal, else the name resolved by the controller's resolver.
+author:
+  - vorstream.firewall contributors
+options:
+  inventory:
+    description:
+      - The JSON printed by C(ansible-inventory --list). When omitted (the usual case), the
+        action plugin passes the play's own inventory.
+    type: dict
+  hosts:
+    description:
+      - Only return the plans of these hosts (peers still come from the whole inventory).
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Variables read per host - C(host_firewall_database), C(host_firewall_vault_dynamic_secrets),
+    C(host_firewall_admin_sources), C(host_firewall_power_user_sources),
+    C(host_firewall_user_sources), C(host_firewall_management_sources), C(host_firewall_address),
+    C(host_firewall_extra_rules), C(host_firewall_disabled_rules), C(host_firewall_backend).
+    See the C(vorstream.firewall.host_firewall) role's README for their meaning and defaults.
+"""
+
+EXAMPLES = r"""
+- name: Plan every host's firewall once, on the controller
+  vorstream.firewall.plan:
+  run_once: true
+  delegate_to: localhost
+  register: fw
+
+- name: Show what web1 will admit
+  ansible.builtin.debug:
+    var: fw.plans.web1.inbound
+"""
+
+RETURN = r"""
+plans:
+  description: One plan per host, keyed by inventory host name.
+  returned: success
+  type: dict
+  contains:
+    addresses:
+      description: The host's own addresses.
+      type: list
+      elements: str
+    groups:
+      description: The inventory groups the host is in.
+      type: list
+      elements: str
+    services:
+      description: The VOR Stream services the host runs (Consul Client on every host).
+      type: list
+      elements: str
+    backend:
+      description: The requested firewall backend (C(auto), C(firewalld), C(ufw), C(nftables)).
+      type: str
+    management_sources:
+      description: C(host_firewall_management_sources), or null when unset.
+      type: list
+      elements: str
+    inbound:
+      description: Inbound rules - C(id), C(port), C(protocol), C(sources) (CIDRs), C(purpose), C(label).
+      type: list
+      elements: dict
+    outbound:
+      description: Outbound rules - C(id), C(port), C(protocol), C(destinations), C(purpose), C(label).
+      type: list
+      elements: dict
+  sample:
+    web1:
+      addresses: ["10.0.0.23"]
+      services: ["Consul Client", "Web"]
+      inbound:
+        - {id: ext-web-8081-users, port: 8081, protocol: tcp, sources: ["0.0.0.0/0", "::/0"], purpose: Web UI, label: "All users (host_firewall_user_sources)"}
+flow_count:
+  description: The number of host-level flows (unique host, direction, protocol, port, peer).
+  returned: success
+  type: int
+"""
