@@ -96,6 +96,11 @@ impl HostPlan {
     pub fn peers<'a>(&'a self, rule: &'a Rule) -> impl Iterator<Item = &'a IpNet> + 'a {
         rule.peers.iter().filter(move |n| !self.own.contains(n))
     }
+
+    /// How many peers [`HostPlan::peers`] yields, without walking the set.
+    pub fn peer_count(&self, rule: &Rule) -> usize {
+        rule.peers.len() - self.own.iter().filter(|o| rule.peers.binary_search(o).is_ok()).count()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -329,7 +334,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
         let enabled = |id: &str| !o.disabled_rules.contains(id);
         let mut inbound: Vec<Rule> = vec![];
         let mut add = |rule: Rule, mirror_group: Option<&str>, inbound: &mut Vec<Rule>| {
-            if host.peers(&rule).next().is_none() {
+            if host.peer_count(&rule) == 0 {
                 return;
             }
             if let Some(g) = mirror_group {
@@ -507,7 +512,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 origin: mir.origin.clone(),
             };
             let h = &mut hosts[hi];
-            if h.peers(&rule).next().is_some() {
+            if h.peer_count(&rule) > 0 {
                 h.outbound.push(rule);
             }
         }

@@ -319,8 +319,8 @@ pub fn summary(plans: &Plans) -> String {
     let mut s = String::new();
     let mut total = 0usize;
     for h in &plans.hosts {
-        let inn: usize = h.inbound.iter().map(|r| h.peers(r).count()).sum();
-        let out: usize = h.outbound.iter().map(|r| h.peers(r).count()).sum();
+        let inn: usize = h.inbound.iter().map(|r| h.peer_count(r)).sum();
+        let out: usize = h.outbound.iter().map(|r| h.peer_count(r)).sum();
         total += inn + out;
         let _ = writeln!(
             s,

@@ -1,0 +1,103 @@
+"""The collection as Ansible sees it: docs, the plan module in a real playbook, the tarball."""
+from __future__ import annotations
+
+import json
+import tarfile
+import textwrap
+
+from conftest import ROOT, run
+
+
+def test_ansible_doc_plan():
+    r = run(["ansible-doc", "vorstream.firewall.plan"])
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    assert "Turns VOR Stream's port matrix" in text
+    assert "delegate_to=localhost" in text
+    listing = run(["ansible-doc", "-l", "vorstream.firewall"])
+    assert listing.returncode == 0 and "vorstream.firewall.plan" in listing.stdout
+    assert "WARNING" not in listing.stderr, listing.stderr  # the binaries stay out of the listing
+
+
+def playbook(tmp_path, body: str, inventory, *extra):
+    pb = tmp_path / "pb.yml"
+    pb.write_text(textwrap.dedent(body))
+    return run(["ansible-playbook", "-i", inventory, pb, *extra])
+
+
+def test_plan_module_matches_the_cli(tmp_path, vorfw):
+    inv = ROOT / "examples" / "multi-tier.yml"
+    out = tmp_path / "plans.json"
+    r = playbook(
+        tmp_path,
+        f"""
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - vorstream.firewall.plan:
+              run_once: true
+              delegate_to: localhost
+              register: fw
+            - ansible.builtin.copy:
+                content: "{{{{ fw.plans | to_json }}}}"
+                dest: {out}
+              run_once: true
+              delegate_to: localhost
+        """,
+        inv,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(out.read_text())
+    want = json.loads(run([vorfw, "plan", "-i", inv, "--format", "json"]).stdout)["hosts"]
+    assert got == want
+
+
+def test_plan_module_fails_before_touching_hosts(tmp_path):
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[web]\nweb1 ansible_host=10.60.0.1\n[all:vars]\nhost_firewall_admin_sources='[\"10.0.0.0/40\"]'\n")
+    r = playbook(
+        tmp_path,
+        """
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - vorstream.firewall.plan:
+              run_once: true
+              delegate_to: localhost
+        """,
+        inv,
+    )
+    assert r.returncode != 0
+    assert "host web1: host_firewall_admin_sources: malformed CIDR '10.0.0.0/40'" in r.stdout
+
+
+def test_plan_module_protocol_directly(tmp_path):
+    """The binary alone: args file in, exactly one JSON object out, never a panic."""
+    binary = ROOT / "plugins" / "modules" / "__bin__" / "plan_x86_64"
+    cases = {
+        "not json": "{",
+        "unknown arg": json.dumps({"bogus": 1, "_ansible_check_mode": True}),
+        "no inventory": json.dumps({}),
+    }
+    for name, text in cases.items():
+        args = tmp_path / "args"
+        args.write_text(text)
+        r = run([binary, args])
+        assert r.returncode == 1, name
+        res = json.loads(r.stdout)
+        assert res["failed"] is True and res["msg"], name
+        assert r.stderr == "", name
+    r = run([binary, tmp_path / "missing"])
+    assert json.loads(r.stdout)["failed"] is True
+
+
+def test_galaxy_tarball_ships_binaries_and_not_rust_target(tmp_path):
+    r = run(["ansible-galaxy", "collection", "build", "--force", "--output-path", tmp_path, ROOT])
+    assert r.returncode == 0, r.stderr
+    tarball = next(tmp_path.glob("vorstream-firewall-*.tar.gz"))
+    names = tarfile.open(tarball).getnames()
+    for arch in ("x86_64", "aarch64"):
+        assert f"plugins/modules/__bin__/plan_{arch}" in names
+    assert not any(n.startswith("rust/target") for n in names)
+    assert not any(n.startswith(".venv") for n in names)
+    assert "data/port_matrix.json" in names and "plugins/action/plan.py" in names
