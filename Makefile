@@ -53,8 +53,7 @@ build: setup-rust link
 test: setup build test-unit test-cli test-ansible
 
 test-unit:
-	cd rust && cargo test --locked -q --workspace 2>&1 | grep -v '^$$' | grep -Ev '^running 0 tests|0 passed; 0 failed' || true
-	cd rust && cargo test --locked -q --workspace >/dev/null
+	cd rust && cargo test --locked -q --workspace
 	cd rust && cargo fmt --all -- --check
 
 test-cli:

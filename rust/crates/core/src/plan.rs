@@ -99,7 +99,12 @@ impl HostPlan {
 
     /// How many peers [`HostPlan::peers`] yields, without walking the set.
     pub fn peer_count(&self, rule: &Rule) -> usize {
-        rule.peers.len() - self.own.iter().filter(|o| rule.peers.binary_search(o).is_ok()).count()
+        rule.peers.len()
+            - self
+                .own
+                .iter()
+                .filter(|o| rule.peers.binary_search(o).is_ok())
+                .count()
     }
 }
 
@@ -541,5 +546,154 @@ fn extra_targets(x: &ExtraRule, host: &HostPlan, m: &Matrix) -> bool {
         Peer::Service(s) => host.services.iter().any(|hs| hs == s) && m.service(s).is_some(),
         Peer::Group(g) => g == "all" || host.groups.contains(g),
         Peer::Cidrs(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plans(inv: Value) -> Result<Plans> {
+        let inv = Inventory::from_ansible_json(&inv).unwrap();
+        let mut resolve = |name: &str| match name {
+            "db.example" => Ok(vec![
+                "10.9.9.9".parse().unwrap(),
+                "fd00::9".parse().unwrap(),
+            ]),
+            _ => Err("Name or service not known".to_string()),
+        };
+        plan(&inv, Matrix::embedded(), &mut resolve)
+    }
+
+    fn host<'a>(p: &'a Plans, name: &str) -> &'a HostPlan {
+        p.hosts.iter().find(|h| h.name == name).unwrap()
+    }
+
+    fn rule_peers(h: &HostPlan, dir: &str, id: &str, proto: Proto) -> Vec<String> {
+        let rules = if dir == "in" { &h.inbound } else { &h.outbound };
+        rules
+            .iter()
+            .filter(|r| &*r.id == id && r.protocol == proto)
+            .flat_map(|r| h.peers(r).map(|p| p.to_string()))
+            .collect()
+    }
+
+    fn two_tier() -> Value {
+        json!({
+            "_meta": {"hostvars": {
+                "c1": {"ansible_host": "10.0.0.1"}, "c2": {"ansible_host": "10.0.0.2"},
+                "pg": {"ansible_host": "db.example"},
+                "v": {"ansible_host": "10.0.0.4", "host_firewall_vault_dynamic_secrets": ["postgres"]},
+                "dj": {"ansible_host": "10.0.0.5"}
+            }},
+            "consul": {"hosts": ["c1", "c2"]},
+            "postgres": {"hosts": ["pg"]},
+            "vault": {"hosts": ["v"]},
+            "django": {"hosts": ["dj"]}
+        })
+    }
+
+    #[test]
+    fn own_addresses_are_never_peers_and_outbound_mirrors_inbound() {
+        let p = plans(two_tier()).unwrap();
+        let c1 = host(&p, "c1");
+        let serf = rule_peers(
+            c1,
+            "in",
+            "consul-server-8301-from-consul-server",
+            Proto::Udp,
+        );
+        assert_eq!(serf, ["10.0.0.2/32"]);
+        let c2 = host(&p, "c2");
+        assert_eq!(
+            rule_peers(
+                c2,
+                "out",
+                "consul-server-8301-from-consul-server",
+                Proto::Udp
+            ),
+            ["10.0.0.1/32"]
+        );
+        // Every outbound flow is admitted by its target, and vice versa.
+        for h in &p.hosts {
+            for r in &h.outbound {
+                for dst in h.peers(r) {
+                    let t = p.hosts.iter().find(|t| t.own.contains(dst)).unwrap();
+                    let back = rule_peers(t, "in", &r.id, r.protocol);
+                    assert!(
+                        h.own.iter().any(|o| back.contains(&o.to_string())),
+                        "{} {} -> {}",
+                        h.name,
+                        r.id,
+                        t.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resolved_names_give_every_address_and_conditions_gate_rows() {
+        let p = plans(two_tier()).unwrap();
+        let pg = host(&p, "pg");
+        assert_eq!(pg.addresses.len(), 2);
+        assert_eq!(
+            rule_peers(pg, "in", "postgres-5432-from-django", Proto::Tcp),
+            ["10.0.0.5/32"]
+        );
+        // Vault -> Postgres is gated by the *target's* view of dynamic secrets (unset on pg).
+        assert!(rule_peers(pg, "in", "postgres-5432-from-vault", Proto::Tcp).is_empty());
+        assert_eq!(
+            rule_peers(
+                host(&p, "dj"),
+                "out",
+                "postgres-5432-from-django",
+                Proto::Tcp
+            ),
+            ["10.9.9.9/32", "fd00::9/128"]
+        );
+    }
+
+    #[test]
+    fn unresolvable_host_is_an_error_naming_it() {
+        let mut inv = two_tier();
+        inv["_meta"]["hostvars"]["dj"]["ansible_host"] = json!("nowhere.invalid");
+        let e = plans(inv).unwrap_err();
+        assert!(
+            e.0.starts_with("host dj: no address: ansible_host 'nowhere.invalid' does not resolve"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn single_host_has_no_internal_peers() {
+        let p = plans(json!({
+            "_meta": {"hostvars": {"solo": {"ansible_host": "10.1.1.1"}}},
+            "consul": {"hosts": ["solo"]}, "super": {"hosts": ["solo"]}, "web": {"hosts": ["solo"]}
+        }))
+        .unwrap();
+        let solo = host(&p, "solo");
+        assert!(solo.outbound.is_empty());
+        assert!(solo
+            .inbound
+            .iter()
+            .all(|r| matches!(r.origin, Origin::Audience { .. })));
+    }
+
+    #[test]
+    fn large_inventories_share_peer_sets() {
+        let n = 2000;
+        let mut hv = serde_json::Map::new();
+        let mut hosts = vec![];
+        for i in 0..n {
+            hv.insert(format!("h{i}"), json!({"ansible_host": format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256)}));
+            hosts.push(format!("h{i}"));
+        }
+        let p = plans(json!({"_meta": {"hostvars": hv}, "compute": {"hosts": hosts}})).unwrap();
+        let a = &p.hosts[0].inbound[0].peers;
+        let b = &p.hosts[1].inbound[0].peers;
+        assert!(Arc::ptr_eq(a, b));
+        assert_eq!(p.hosts[0].peer_count(&p.hosts[0].inbound[0]), n - 1);
     }
 }

@@ -330,6 +330,10 @@ pub fn summary(plans: &Plans) -> String {
             h.outbound.len()
         );
     }
-    let _ = writeln!(s, "# {} hosts, {total} host-level flows", plans.hosts.len());
+    let _ = writeln!(
+        s,
+        "# {} hosts, {total} rule-peer entries",
+        plans.hosts.len()
+    );
     s
 }
