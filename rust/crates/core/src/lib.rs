@@ -9,7 +9,9 @@ pub mod inventory;
 pub mod matrix;
 pub mod options;
 pub mod plan;
+pub mod policy;
 pub mod render;
+pub mod wire;
 
 pub use error::Error;
 pub use inventory::Inventory;

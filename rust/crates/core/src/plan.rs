@@ -75,6 +75,9 @@ pub struct Rule {
     pub purpose: Arc<str>,
     /// Who the peers are, in words ("Mid-Tier (group super)").
     pub label: Arc<str>,
+    /// A stable key naming the peer set (`g-super`, `a-admin`, `mgmt`, `x-<id>`): backends
+    /// name their address sets after it, so membership changes update a set in place.
+    pub set: Arc<str>,
     pub origin: Origin,
 }
 
@@ -146,6 +149,7 @@ struct MirrorKey {
 struct Mirror {
     purpose: Arc<str>,
     label: Arc<str>,
+    set: Arc<str>,
     origin: Origin,
     targets: Vec<usize>,
 }
@@ -353,6 +357,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                     .entry(key)
                     .or_insert_with(|| Mirror {
                         purpose: rule.purpose.clone(),
+                        set: Arc::from(format!("t-{}", rule.id)),
                         label: match &rule.origin {
                             Origin::Flow { target, .. } => target.clone(),
                             _ => rule.label.clone(),
@@ -376,6 +381,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                     peers: peers.clone(),
                     purpose: Arc::from(m.management.purpose.as_str()),
                     label: label("host_firewall_management_sources".into()),
+                    set: label("mgmt".into()),
                     origin: Origin::Management,
                 };
                 add(rule, None, &mut inbound);
@@ -399,6 +405,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                     peers: peers.clone(),
                     purpose: Arc::from(r.purpose.as_str()),
                     label: label(label_for(&r.source)),
+                    set: label(format!("g-{src_group}")),
                     origin: origin.clone(),
                 };
                 add(rule, Some(src_group), &mut inbound);
@@ -426,6 +433,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                     peers: peers.clone(),
                     purpose: Arc::from(r.purpose.as_str()),
                     label: label(format!("{} ({})", r.audience, aud.variables.join(" + "))),
+                    set: label(audience_set_key(&aud.variables)),
                     origin: Origin::Audience {
                         audience: Arc::from(r.audience.as_str()),
                         target: Arc::from(
@@ -444,20 +452,27 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             if !enabled(&x.id) || !extra_targets(x, host, m) {
                 continue;
             }
-            let (peers, mirror_group, who) = match &x.source {
+            let (peers, mirror_group, who, set) = match &x.source {
                 Peer::Service(s) => {
                     let g = service_group(s).expect("validated above");
-                    (group_set(g, &mut sets), Some(g), label_for(s))
+                    (
+                        group_set(g, &mut sets),
+                        Some(g),
+                        label_for(s),
+                        format!("g-{g}"),
+                    )
                 }
                 Peer::Group(g) => (
                     group_set(g, &mut sets),
                     Some(g.as_str()),
                     format!("group {g}"),
+                    format!("g-{g}"),
                 ),
                 Peer::Cidrs(c) => (
                     sets.intern(c.clone()),
                     None,
                     "host_firewall_extra_rules".to_string(),
+                    format!("x-{}", x.id),
                 ),
             };
             let target = match &x.target {
@@ -482,6 +497,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                     peers: peers.clone(),
                     purpose: Arc::from(x.purpose.as_str()),
                     label: label(who.clone()),
+                    set: label(set.clone()),
                     origin: origin.clone(),
                 };
                 add(rule, mirror_group, &mut inbound);
@@ -514,6 +530,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 peers: dest.clone(),
                 purpose: mir.purpose.clone(),
                 label: mir.label.clone(),
+                set: mir.set.clone(),
                 origin: mir.origin.clone(),
             };
             let h = &mut hosts[hi];
@@ -527,6 +544,18 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             .sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
     }
     Ok(Plans { hosts, warnings })
+}
+
+/// The set key of an audience: its variables without the common prefix and suffix.
+fn audience_set_key(vars: &[String]) -> String {
+    let parts: Vec<&str> = vars
+        .iter()
+        .map(|v| {
+            v.trim_start_matches("host_firewall_")
+                .trim_end_matches("_sources")
+        })
+        .collect();
+    format!("a-{}", parts.join("-"))
 }
 
 fn hosts_own<'a>(

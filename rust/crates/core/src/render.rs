@@ -1,7 +1,7 @@
 //! Renderings of a set of plans: flows (the stable line contract), JSON (what the modules
 //! consume), Markdown (for sign-off), CSV and Mermaid.
 
-use crate::plan::{HostPlan, Origin, Plans, Rule};
+use crate::plan::{HostPlan, Origin, Plans};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
@@ -79,31 +79,9 @@ pub fn flows_text(plans: &Plans) -> String {
     s
 }
 
-fn rule_json(h: &HostPlan, r: &Rule, peers_key: &str) -> Value {
-    let peers: Vec<String> = h.peers(r).map(|p| p.to_string()).collect();
-    json!({
-        "id": &*r.id,
-        "port": r.port,
-        "protocol": r.protocol.as_str(),
-        peers_key: peers,
-        "purpose": &*r.purpose,
-        "label": &*r.label,
-    })
-}
-
 /// One host's plan, exactly as the modules consume it.
 pub fn host_json(h: &HostPlan) -> Value {
-    let o = &h.options;
-    json!({
-        "name": h.name,
-        "addresses": h.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "groups": h.groups,
-        "services": h.services,
-        "backend": o.backend,
-        "management_sources": o.management_sources.as_ref().map(|v| v.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
-        "inbound": h.inbound.iter().map(|r| rule_json(h, r, "sources")).collect::<Vec<_>>(),
-        "outbound": h.outbound.iter().map(|r| rule_json(h, r, "destinations")).collect::<Vec<_>>(),
-    })
+    serde_json::to_value(crate::wire::HostPlan::from_plan(h)).expect("plain data serializes")
 }
 
 pub fn json(plans: &Plans) -> Value {

@@ -153,3 +153,52 @@ mod tests {
             .any(|a| a.is_loopback()));
     }
 }
+
+/// The local interfaces and their addresses (loopback included), from getifaddrs(3).
+pub fn interfaces() -> Result<Vec<(String, IpAddr)>, String> {
+    let mut out = vec![];
+    // SAFETY: getifaddrs fills a linked list we only read and then free with freeifaddrs.
+    unsafe {
+        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut head) != 0 {
+            return Err(format!("getifaddrs: {}", std::io::Error::last_os_error()));
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            cur = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+                continue;
+            }
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                .to_string_lossy()
+                .into_owned();
+            let addr = match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes())
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    IpAddr::from(sin6.sin6_addr.s6_addr)
+                }
+                _ => continue,
+            };
+            out.push((name, addr));
+        }
+        libc::freeifaddrs(head);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod iface_tests {
+    #[test]
+    fn loopback_is_listed() {
+        let ifs = super::interfaces().unwrap();
+        assert!(
+            ifs.iter().any(|(n, a)| n == "lo" && a.is_loopback()),
+            "{ifs:?}"
+        );
+    }
+}

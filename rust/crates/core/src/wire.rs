@@ -1,0 +1,99 @@
+//! One host's plan as it travels from the planner to the apply modules (JSON).
+//!
+//! `vorfw plan --format json` and the `plan` module print exactly these structures; the
+//! backends read them back. Keep field names stable: they are the modules' interface.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostPlan {
+    pub name: String,
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default = "auto")]
+    pub backend: String,
+    /// `host_firewall_management_sources`; `None` when unset (the lockout guard applies).
+    #[serde(default)]
+    pub management_sources: Option<Vec<String>>,
+    #[serde(default)]
+    pub inbound: Vec<InRule>,
+    #[serde(default)]
+    pub outbound: Vec<OutRule>,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InRule {
+    pub id: String,
+    pub port: u16,
+    pub protocol: String,
+    pub sources: Vec<String>,
+    /// The peer set's stable key (see [`crate::plan::Rule::set`]).
+    pub set: String,
+    pub purpose: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutRule {
+    pub id: String,
+    pub port: u16,
+    pub protocol: String,
+    pub destinations: Vec<String>,
+    pub set: String,
+    pub purpose: String,
+    pub label: String,
+}
+
+impl HostPlan {
+    pub fn from_plan(h: &crate::plan::HostPlan) -> HostPlan {
+        let o = &h.options;
+        let peers = |r: &crate::plan::Rule| h.peers(r).map(|p| p.to_string()).collect::<Vec<_>>();
+        HostPlan {
+            name: h.name.clone(),
+            addresses: h.addresses.iter().map(|a| a.to_string()).collect(),
+            groups: h.groups.clone(),
+            services: h.services.clone(),
+            backend: o.backend.clone(),
+            management_sources: o
+                .management_sources
+                .as_ref()
+                .map(|v| v.iter().map(|n| n.to_string()).collect()),
+            inbound: h
+                .inbound
+                .iter()
+                .map(|r| InRule {
+                    id: r.id.to_string(),
+                    port: r.port,
+                    protocol: r.protocol.as_str().into(),
+                    sources: peers(r),
+                    set: r.set.to_string(),
+                    purpose: r.purpose.to_string(),
+                    label: r.label.to_string(),
+                })
+                .collect(),
+            outbound: h
+                .outbound
+                .iter()
+                .map(|r| OutRule {
+                    id: r.id.to_string(),
+                    port: r.port,
+                    protocol: r.protocol.as_str().into(),
+                    destinations: peers(r),
+                    set: r.set.to_string(),
+                    purpose: r.purpose.to_string(),
+                    label: r.label.to_string(),
+                })
+                .collect(),
+        }
+    }
+}

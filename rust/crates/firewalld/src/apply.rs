@@ -1,0 +1,199 @@
+//! Converge firewalld to a policy: read, diff, and (unless checking) apply with rollback.
+
+use crate::dbus::{Extras, Firewalld};
+use crate::model::{self, Layer, Op, Owned};
+use crate::offline::Offline;
+use vorfw_core::policy::Policy;
+
+/// A running firewalld over D-Bus, or its permanent configuration offline.
+pub enum Target {
+    Running(Firewalld),
+    Offline(Offline),
+}
+
+impl Target {
+    /// The running daemon if there is one, else the offline configuration.
+    pub fn detect() -> Result<Target, String> {
+        match Firewalld::connect()? {
+            Some(fw) => Ok(Target::Running(fw)),
+            None => Ok(Target::Offline(Offline::new()?)),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self, Target::Running(_))
+    }
+
+    pub fn default_zone(&self) -> Result<String, String> {
+        match self {
+            Target::Running(f) => f.default_zone(),
+            Target::Offline(o) => o.default_zone(),
+        }
+    }
+
+    pub fn zone_of_interface(&self, iface: &str) -> Result<Option<String>, String> {
+        match self {
+            Target::Running(f) => f.zone_of_interface(iface),
+            Target::Offline(o) => o.zone_of_interface(iface),
+        }
+    }
+
+    fn exec(&self, op: &Op) -> Result<(), String> {
+        match self {
+            Target::Running(f) => f.exec(op),
+            Target::Offline(o) => o.exec(op),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub ops: Vec<Op>,
+    pub before: String,
+    pub after: String,
+    /// Runtime items of others that a reload dropped and that were put back.
+    pub restored: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// The inverse of an op, given the state before it ran.
+fn inverse(op: &Op, rt: Option<&Owned>, perm: &Owned) -> Vec<Op> {
+    let entries = |layer: Layer, name: &str| {
+        let state = if layer == Layer::Runtime {
+            rt
+        } else {
+            Some(perm)
+        };
+        state
+            .and_then(|s| s.ipsets.get(name))
+            .map(|s| s.entries.clone())
+            .unwrap_or_default()
+    };
+    match op {
+        Op::NewIpset { name, .. } => vec![Op::DeleteIpset { name: name.clone() }],
+        Op::SetEntries { layer, name, .. } => {
+            vec![Op::SetEntries {
+                layer: *layer,
+                name: name.clone(),
+                entries: entries(*layer, name),
+            }]
+        }
+        Op::DeleteIpset { name } => match perm.ipsets.get(name) {
+            Some(s) => vec![
+                Op::SetEntries {
+                    layer: Layer::Permanent,
+                    name: name.clone(),
+                    entries: s.entries.clone(),
+                },
+                Op::NewIpset {
+                    name: name.clone(),
+                    family: s.family,
+                },
+            ],
+            None => vec![],
+        },
+        Op::AddRich { layer, zone, rule } => vec![Op::RemoveRich {
+            layer: *layer,
+            zone: zone.clone(),
+            rule: rule.clone(),
+        }],
+        Op::RemoveRich { layer, zone, rule } => vec![Op::AddRich {
+            layer: *layer,
+            zone: zone.clone(),
+            rule: rule.clone(),
+        }],
+        Op::Reload => vec![],
+    }
+}
+
+/// Bring the owned objects in `zones` to `policy`. In check mode nothing is written and the
+/// report says exactly what would be. On failure the previous state is restored and the error
+/// names the step that failed.
+pub fn converge(
+    t: &Target,
+    policy: &Policy,
+    zones: &[String],
+    check: bool,
+) -> Result<Report, String> {
+    let want = model::desired(policy, zones);
+    let (rt, perm) = match t {
+        Target::Running(f) => {
+            let rt = model::without_empty_leftovers(f.read(Layer::Runtime, zones)?, &want);
+            (Some(rt), f.read(Layer::Permanent, zones)?)
+        }
+        Target::Offline(o) => (None, o.read(zones)?),
+    };
+    let ops = model::diff(rt.as_ref(), &perm, &want);
+    let mut report = Report {
+        before: render_layers(rt.as_ref(), &perm),
+        after: render_layers(rt.as_ref().map(|_| &want), &want),
+        ..Default::default()
+    };
+    if let Target::Running(f) = t {
+        report.warnings.extend(f.foreign_openings(zones)?);
+    } else {
+        report
+            .warnings
+            .push("firewalld is not running: changed its permanent configuration only".into());
+    }
+    report.ops = ops.clone();
+    if check || ops.is_empty() {
+        return Ok(report);
+    }
+    let mut undo: Vec<Op> = vec![];
+    let mut extras: Option<Extras> = None;
+    for (i, op) in ops.iter().enumerate() {
+        let step = |e: String| format!("step {} of {} ({op}) failed: {e}", i + 1, ops.len());
+        let result = match (op, t) {
+            (Op::Reload, Target::Running(f)) => f.extras().and_then(|x| {
+                extras = Some(x.clone());
+                f.exec(op)?;
+                report.restored = f.restore(&x)?;
+                Ok(())
+            }),
+            _ => t.exec(op),
+        };
+        if let Err(e) = result {
+            let msg = step(e);
+            let rollback = roll_back(t, &undo, extras.as_ref());
+            return Err(match rollback {
+                Ok(()) => format!("{msg}; the previous state was restored"),
+                Err(r) => format!("{msg}; restoring the previous state failed too: {r}"),
+            });
+        }
+        undo.extend(inverse(op, rt.as_ref(), &perm));
+    }
+    Ok(report)
+}
+
+fn roll_back(t: &Target, undo: &[Op], extras: Option<&Extras>) -> Result<(), String> {
+    let mut errors = vec![];
+    for op in undo.iter().rev() {
+        if let Err(e) = t.exec(op) {
+            errors.push(format!("{op}: {e}"));
+        }
+    }
+    if let (Some(x), Target::Running(f)) = (extras, t) {
+        // The reload made runtime = permanent; now that permanent is back, do it again.
+        if let Err(e) = f.exec(&Op::Reload).and_then(|_| f.restore(x).map(|_| ())) {
+            errors.push(format!("reload: {e}"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+fn render_layers(rt: Option<&Owned>, perm: &Owned) -> String {
+    match rt {
+        Some(rt) if rt == perm => model::render(perm),
+        Some(rt) => format!(
+            "[runtime]\n{}[permanent]\n{}",
+            model::render(rt),
+            model::render(perm)
+        ),
+        None => format!("[permanent]\n{}", model::render(perm)),
+    }
+}

@@ -1,0 +1,405 @@
+//! A running firewalld, over its D-Bus API (org.fedoraproject.FirewallD1).
+
+use crate::model::{is_owned_ipset, is_owned_rule, Ipset, Layer, Op, Owned};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use vorfw_core::policy::Family;
+use zbus::blocking::Connection;
+use zbus::zvariant::{DynamicType, OwnedObjectPath, OwnedValue};
+
+const BUS: &str = "org.fedoraproject.FirewallD1";
+const PATH: &str = "/org/fedoraproject/FirewallD1";
+const CONFIG_PATH: &str = "/org/fedoraproject/FirewallD1/config";
+const IF_MAIN: &str = "org.fedoraproject.FirewallD1";
+const IF_ZONE: &str = "org.fedoraproject.FirewallD1.zone";
+const IF_IPSET: &str = "org.fedoraproject.FirewallD1.ipset";
+const IF_CONFIG: &str = "org.fedoraproject.FirewallD1.config";
+const IF_CONFIG_ZONE: &str = "org.fedoraproject.FirewallD1.config.zone";
+const IF_CONFIG_IPSET: &str = "org.fedoraproject.FirewallD1.config.ipset";
+
+/// ipset settings as firewalld passes them: (version, short, description, type, options, entries).
+type IpsetSettings = (
+    String,
+    String,
+    String,
+    String,
+    HashMap<String, String>,
+    Vec<String>,
+);
+
+pub struct Firewalld {
+    conn: Connection,
+}
+
+/// Items in the runtime zones that are not ours: kept across a reload.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub zones: Vec<ZoneItems>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneItems {
+    pub zone: String,
+    pub interfaces: BTreeSet<String>,
+    pub sources: BTreeSet<String>,
+    pub services: BTreeSet<String>,
+    pub ports: BTreeSet<(String, String)>,
+    pub rich: BTreeSet<String>,
+}
+
+fn family_of(settings: &IpsetSettings) -> Family {
+    match settings.4.get("family").map(String::as_str) {
+        Some("inet6") => Family::V6,
+        _ => Family::V4,
+    }
+}
+
+impl Firewalld {
+    /// Connect to the system bus; `Ok(None)` when firewalld is not running there.
+    pub fn connect() -> Result<Option<Firewalld>, String> {
+        let conn = match Connection::system() {
+            Ok(c) => c,
+            // No system bus at all: firewalld cannot be running.
+            Err(_) => return Ok(None),
+        };
+        let fw = Firewalld { conn };
+        let owned: bool = fw
+            .call(
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "NameHasOwner",
+                &(BUS,),
+                "org.freedesktop.DBus",
+            )
+            .map_err(|e| format!("D-Bus: {e}"))?;
+        if !owned {
+            return Ok(None);
+        }
+        let state: OwnedValue = fw.call(
+            PATH,
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            &(IF_MAIN, "state"),
+            BUS,
+        )?;
+        let state: String = state
+            .try_into()
+            .map_err(|e| format!("firewalld state: {e}"))?;
+        if state != "RUNNING" {
+            return Err(format!(
+                "firewalld is {state}, not RUNNING; try again when it has started"
+            ));
+        }
+        Ok(Some(fw))
+    }
+
+    fn call<B, R>(
+        &self,
+        path: &str,
+        iface: &str,
+        method: &str,
+        body: &B,
+        dest: &str,
+    ) -> Result<R, String>
+    where
+        B: Serialize + DynamicType,
+        R: DeserializeOwned + zbus::zvariant::Type,
+    {
+        let short = iface.rsplit('.').next().unwrap_or(iface);
+        let msg = self
+            .conn
+            .call_method(Some(dest), path, Some(iface), method, body)
+            .map_err(|e| format!("firewalld {short}.{method}: {}", describe(&e)))?;
+        msg.body()
+            .deserialize::<R>()
+            .map_err(|e| format!("firewalld {short}.{method}: unexpected reply: {e}"))
+    }
+
+    fn fw<B, R>(&self, path: &str, iface: &str, method: &str, body: &B) -> Result<R, String>
+    where
+        B: Serialize + DynamicType,
+        R: DeserializeOwned + zbus::zvariant::Type,
+    {
+        self.call(path, iface, method, body, BUS)
+    }
+
+    fn unit<B: Serialize + DynamicType>(
+        &self,
+        path: &str,
+        iface: &str,
+        method: &str,
+        body: &B,
+    ) -> Result<(), String> {
+        let short = iface.rsplit('.').next().unwrap_or(iface);
+        self.conn
+            .call_method(Some(BUS), path, Some(iface), method, body)
+            .map(|_| ())
+            .map_err(|e| format!("firewalld {short}.{method}: {}", describe(&e)))
+    }
+
+    pub fn default_zone(&self) -> Result<String, String> {
+        self.fw(PATH, IF_MAIN, "getDefaultZone", &())
+    }
+
+    /// The zone an interface is bound to, `None` if unbound (then the default zone serves it).
+    pub fn zone_of_interface(&self, iface: &str) -> Result<Option<String>, String> {
+        let z: String = self.fw(PATH, IF_ZONE, "getZoneOfInterface", &(iface,))?;
+        Ok(if z.is_empty() { None } else { Some(z) })
+    }
+
+    fn config_zone(&self, zone: &str) -> Result<OwnedObjectPath, String> {
+        self.fw(CONFIG_PATH, IF_CONFIG, "getZoneByName", &(zone,))
+    }
+
+    fn config_ipset(&self, name: &str) -> Result<OwnedObjectPath, String> {
+        self.fw(CONFIG_PATH, IF_CONFIG, "getIPSetByName", &(name,))
+    }
+
+    /// Our objects in one layer, for the given zones.
+    pub fn read(&self, layer: Layer, zones: &[String]) -> Result<Owned, String> {
+        let mut o = Owned::default();
+        match layer {
+            Layer::Runtime => {
+                let names: Vec<String> = self.fw(PATH, IF_IPSET, "getIPSets", &())?;
+                for n in names.into_iter().filter(|n| is_owned_ipset(n)) {
+                    let s: IpsetSettings =
+                        self.fw(PATH, IF_IPSET, "getIPSetSettings", &(n.as_str(),))?;
+                    let entries: Vec<String> =
+                        self.fw(PATH, IF_IPSET, "getEntries", &(n.as_str(),))?;
+                    o.ipsets.insert(
+                        n,
+                        Ipset {
+                            family: family_of(&s),
+                            entries: entries.into_iter().collect(),
+                        },
+                    );
+                }
+                for z in zones {
+                    let rules: Vec<String> =
+                        self.fw(PATH, IF_ZONE, "getRichRules", &(z.as_str(),))?;
+                    o.rich.insert(
+                        z.clone(),
+                        rules.into_iter().filter(|r| is_owned_rule(r)).collect(),
+                    );
+                }
+            }
+            Layer::Permanent => {
+                let names: Vec<String> = self.fw(CONFIG_PATH, IF_CONFIG, "getIPSetNames", &())?;
+                for n in names.into_iter().filter(|n| is_owned_ipset(n)) {
+                    let p = self.config_ipset(&n)?;
+                    let s: IpsetSettings =
+                        self.fw(p.as_str(), IF_CONFIG_IPSET, "getSettings", &())?;
+                    let family = family_of(&s);
+                    o.ipsets.insert(
+                        n,
+                        Ipset {
+                            family,
+                            entries: s.5.into_iter().collect(),
+                        },
+                    );
+                }
+                for z in zones {
+                    let p = self.config_zone(z)?;
+                    let rules: Vec<String> =
+                        self.fw(p.as_str(), IF_CONFIG_ZONE, "getRichRules", &())?;
+                    o.rich.insert(
+                        z.clone(),
+                        rules.into_iter().filter(|r| is_owned_rule(r)).collect(),
+                    );
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    pub fn exec(&self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::NewIpset { name, family } => {
+                let mut options = HashMap::new();
+                if *family == Family::V6 {
+                    options.insert("family".to_string(), "inet6".to_string());
+                }
+                let settings: IpsetSettings = (
+                    String::new(),
+                    String::new(),
+                    "Owned by vorstream.firewall: do not edit; changes are overwritten".into(),
+                    "hash:net".into(),
+                    options,
+                    vec![],
+                );
+                let _: OwnedObjectPath = self.fw(
+                    CONFIG_PATH,
+                    IF_CONFIG,
+                    "addIPSet",
+                    &(name.as_str(), settings),
+                )?;
+                Ok(())
+            }
+            Op::SetEntries {
+                layer: Layer::Runtime,
+                name,
+                entries,
+            } => {
+                let e: Vec<&str> = entries.iter().map(String::as_str).collect();
+                self.unit(PATH, IF_IPSET, "setEntries", &(name.as_str(), e))
+            }
+            Op::SetEntries {
+                layer: Layer::Permanent,
+                name,
+                entries,
+            } => {
+                let p = self.config_ipset(name)?;
+                let e: Vec<&str> = entries.iter().map(String::as_str).collect();
+                self.unit(p.as_str(), IF_CONFIG_IPSET, "setEntries", &(e,))
+            }
+            Op::DeleteIpset { name } => {
+                let p = self.config_ipset(name)?;
+                self.unit(p.as_str(), IF_CONFIG_IPSET, "remove", &())
+            }
+            Op::AddRich {
+                layer: Layer::Runtime,
+                zone,
+                rule,
+            } => {
+                let _: String = self.fw(
+                    PATH,
+                    IF_ZONE,
+                    "addRichRule",
+                    &(zone.as_str(), rule.as_str(), 0i32),
+                )?;
+                Ok(())
+            }
+            Op::RemoveRich {
+                layer: Layer::Runtime,
+                zone,
+                rule,
+            } => {
+                let _: String = self.fw(
+                    PATH,
+                    IF_ZONE,
+                    "removeRichRule",
+                    &(zone.as_str(), rule.as_str()),
+                )?;
+                Ok(())
+            }
+            Op::AddRich {
+                layer: Layer::Permanent,
+                zone,
+                rule,
+            } => {
+                let p = self.config_zone(zone)?;
+                self.unit(p.as_str(), IF_CONFIG_ZONE, "addRichRule", &(rule.as_str(),))
+            }
+            Op::RemoveRich {
+                layer: Layer::Permanent,
+                zone,
+                rule,
+            } => {
+                let p = self.config_zone(zone)?;
+                self.unit(
+                    p.as_str(),
+                    IF_CONFIG_ZONE,
+                    "removeRichRule",
+                    &(rule.as_str(),),
+                )
+            }
+            Op::Reload => self.unit(PATH, IF_MAIN, "reload", &()),
+        }
+    }
+
+    /// Every runtime zone's items that are not ours (a reload would drop runtime-only ones).
+    pub fn extras(&self) -> Result<Extras, String> {
+        let zones: Vec<String> = self.fw(PATH, IF_ZONE, "getZones", &())?;
+        let mut out = Extras::default();
+        for z in zones {
+            let zs = z.as_str();
+            let interfaces: Vec<String> = self.fw(PATH, IF_ZONE, "getInterfaces", &(zs,))?;
+            let sources: Vec<String> = self.fw(PATH, IF_ZONE, "getSources", &(zs,))?;
+            let services: Vec<String> = self.fw(PATH, IF_ZONE, "getServices", &(zs,))?;
+            let ports: Vec<Vec<String>> = self.fw(PATH, IF_ZONE, "getPorts", &(zs,))?;
+            let rich: Vec<String> = self.fw(PATH, IF_ZONE, "getRichRules", &(zs,))?;
+            out.zones.push(ZoneItems {
+                zone: z.clone(),
+                interfaces: interfaces.into_iter().collect(),
+                sources: sources.into_iter().collect(),
+                services: services.into_iter().collect(),
+                ports: ports
+                    .into_iter()
+                    .filter_map(|p| match p.as_slice() {
+                        [port, proto] => Some((port.clone(), proto.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+                rich: rich.into_iter().filter(|r| !is_owned_rule(r)).collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Put back runtime items a reload dropped. Returns what was restored, in words.
+    pub fn restore(&self, before: &Extras) -> Result<Vec<String>, String> {
+        let now = self.extras()?;
+        let mut restored = vec![];
+        for b in &before.zones {
+            let n = now
+                .zones
+                .iter()
+                .find(|z| z.zone == b.zone)
+                .cloned()
+                .unwrap_or_default();
+            let z = b.zone.as_str();
+            for i in b.interfaces.difference(&n.interfaces) {
+                let _: String =
+                    self.fw(PATH, IF_ZONE, "changeZoneOfInterface", &(z, i.as_str()))?;
+                restored.push(format!("zone {z}: interface {i}"));
+            }
+            for s in b.sources.difference(&n.sources) {
+                let _: String = self.fw(PATH, IF_ZONE, "changeZoneOfSource", &(z, s.as_str()))?;
+                restored.push(format!("zone {z}: source {s}"));
+            }
+            for s in b.services.difference(&n.services) {
+                let _: String = self.fw(PATH, IF_ZONE, "addService", &(z, s.as_str(), 0i32))?;
+                restored.push(format!("zone {z}: service {s}"));
+            }
+            for (port, proto) in b.ports.difference(&n.ports) {
+                let _: String = self.fw(
+                    PATH,
+                    IF_ZONE,
+                    "addPort",
+                    &(z, port.as_str(), proto.as_str(), 0i32),
+                )?;
+                restored.push(format!("zone {z}: port {port}/{proto}"));
+            }
+            for r in b.rich.difference(&n.rich) {
+                let _: String = self.fw(PATH, IF_ZONE, "addRichRule", &(z, r.as_str(), 0i32))?;
+                restored.push(format!("zone {z}: {r}"));
+            }
+        }
+        Ok(restored)
+    }
+
+    /// What the zones admit besides our rules (services, ports): for the operator to know.
+    pub fn foreign_openings(&self, zones: &[String]) -> Result<Vec<String>, String> {
+        let mut out = vec![];
+        for z in zones {
+            let services: Vec<String> = self.fw(PATH, IF_ZONE, "getServices", &(z.as_str(),))?;
+            let ports: Vec<Vec<String>> = self.fw(PATH, IF_ZONE, "getPorts", &(z.as_str(),))?;
+            if !services.is_empty() {
+                out.push(format!("zone {z} also admits services {} from anywhere (not managed by vorstream.firewall)", services.join(", ")));
+            }
+            if !ports.is_empty() {
+                let p: Vec<String> = ports.iter().map(|p| p.join("/")).collect();
+                out.push(format!("zone {z} also admits ports {} from anywhere (not managed by vorstream.firewall)", p.join(", ")));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn describe(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, Some(detail), _) => format!("{detail} ({})", name.as_str()),
+        other => other.to_string(),
+    }
+}

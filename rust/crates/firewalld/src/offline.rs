@@ -1,0 +1,187 @@
+//! firewalld's permanent configuration when the daemon is not running, edited with
+//! `firewall-offline-cmd` (firewalld's own offline tool, so the XML stays firewalld's).
+
+use crate::model::{is_owned_ipset, is_owned_rule, Ipset, Layer, Op, Owned};
+use std::io::Write;
+use std::process::Command;
+use vorfw_core::policy::Family;
+
+pub struct Offline {
+    program: String,
+}
+
+impl Offline {
+    pub fn new() -> Result<Offline, String> {
+        let program = "firewall-offline-cmd".to_string();
+        Ok(Offline { program })
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e} (is firewalld installed?)", self.program))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let msg = if err.trim().is_empty() {
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            } else {
+                err.into_owned()
+            };
+            Err(format!(
+                "{} {}: {}",
+                self.program,
+                args.join(" "),
+                msg.trim()
+            ))
+        }
+    }
+
+    pub fn default_zone(&self) -> Result<String, String> {
+        Ok(self.run(&["--get-default-zone"])?.trim().to_string())
+    }
+
+    pub fn zone_of_interface(&self, iface: &str) -> Result<Option<String>, String> {
+        match self.run(&[&format!("--get-zone-of-interface={iface}")]) {
+            Ok(z) if !z.trim().is_empty() && z.trim() != "no zone" => {
+                Ok(Some(z.trim().to_string()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn read(&self, zones: &[String]) -> Result<Owned, String> {
+        let mut o = Owned::default();
+        for name in self
+            .run(&["--get-ipsets"])?
+            .split_whitespace()
+            .filter(|n| is_owned_ipset(n))
+        {
+            let info = self.run(&[&format!("--info-ipset={name}")])?;
+            let mut family = Family::V4;
+            let mut entries = Default::default();
+            for line in info.lines() {
+                let line = line.trim();
+                if let Some(opts) = line.strip_prefix("options:") {
+                    if opts.split_whitespace().any(|o| o == "family=inet6") {
+                        family = Family::V6;
+                    }
+                } else if let Some(e) = line.strip_prefix("entries:") {
+                    entries = e.split_whitespace().map(str::to_string).collect();
+                }
+            }
+            o.ipsets.insert(name.to_string(), Ipset { family, entries });
+        }
+        for z in zones {
+            let rules = self.run(&[&format!("--zone={z}"), "--list-rich-rules"])?;
+            o.rich.insert(
+                z.clone(),
+                rules
+                    .lines()
+                    .map(str::trim)
+                    .filter(|r| is_owned_rule(r))
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+        Ok(o)
+    }
+
+    pub fn exec(&self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::NewIpset { name, family } => {
+                let mut args = vec![format!("--new-ipset={name}"), "--type=hash:net".to_string()];
+                if *family == Family::V6 {
+                    args.push("--option=family=inet6".into());
+                }
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.run(&a).map(|_| ())
+            }
+            Op::SetEntries {
+                layer: Layer::Permanent,
+                name,
+                entries,
+            } => {
+                // Replace the entries: remove what is there, then add from a file (one run each).
+                let current = self.read_entries(name)?;
+                if !current.is_empty() {
+                    let f = temp_list(&current)?;
+                    self.run(&[
+                        &format!("--ipset={name}"),
+                        &format!("--remove-entries-from-file={}", f.display()),
+                    ])?;
+                    let _ = std::fs::remove_file(&f);
+                }
+                if !entries.is_empty() {
+                    let list: Vec<String> = entries.iter().cloned().collect();
+                    let f = temp_list(&list)?;
+                    let r = self.run(&[
+                        &format!("--ipset={name}"),
+                        &format!("--add-entries-from-file={}", f.display()),
+                    ]);
+                    let _ = std::fs::remove_file(&f);
+                    r?;
+                }
+                Ok(())
+            }
+            Op::DeleteIpset { name } => self.run(&[&format!("--delete-ipset={name}")]).map(|_| ()),
+            Op::AddRich {
+                layer: Layer::Permanent,
+                zone,
+                rule,
+            } => self
+                .run(&[
+                    &format!("--zone={zone}"),
+                    &format!("--add-rich-rule={rule}"),
+                ])
+                .map(|_| ()),
+            Op::RemoveRich {
+                layer: Layer::Permanent,
+                zone,
+                rule,
+            } => self
+                .run(&[
+                    &format!("--zone={zone}"),
+                    &format!("--remove-rich-rule={rule}"),
+                ])
+                .map(|_| ()),
+            // Without a daemon there is no runtime layer to change.
+            Op::SetEntries {
+                layer: Layer::Runtime,
+                ..
+            }
+            | Op::AddRich {
+                layer: Layer::Runtime,
+                ..
+            }
+            | Op::RemoveRich {
+                layer: Layer::Runtime,
+                ..
+            }
+            | Op::Reload => Ok(()),
+        }
+    }
+
+    fn read_entries(&self, name: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .run(&[&format!("--ipset={name}"), "--get-entries"])?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect())
+    }
+}
+
+fn temp_list(items: &[String]) -> Result<std::path::PathBuf, String> {
+    let path = std::env::temp_dir().join(format!(
+        "vorfw-entries-{}-{}",
+        std::process::id(),
+        items.len()
+    ));
+    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for i in items {
+        writeln!(f, "{i}").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(path)
+}
