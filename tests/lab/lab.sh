@@ -119,7 +119,8 @@ inventory_text() {
     cat <<EOF
 # VOR Stream network-namespace lab (tests/lab/lab.sh).  GENERATED from the
 # host table in lab.sh: edit the table, then run 'tests/lab/lab.sh inventory'.
-# Firewall settings are deliberately absent: tests supply their own.
+# Firewall policy settings are absent (tests and the demo supply their own); each host's
+# IPv4 and IPv6 addresses are given as host_firewall_address so peers see both.
 
 [all:vars]
 ansible_user=root
@@ -130,8 +131,8 @@ ansible_python_interpreter=/usr/bin/python3
 [lab]
 EOF
     for n in "${HOSTS[@]}"; do
-        printf '%-9s ansible_host=%s lab_ipv6=%s lab_backend=%s\n' \
-            "$n" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}" "${BACKEND[$n]}"
+        printf '%-9s ansible_host=%s lab_ipv6=%s lab_backend=%s host_firewall_address=["%s","%s"]\n' \
+            "$n" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}" "${BACKEND[$n]}" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}"
         IFS=, read -r -a gs <<<"${GROUPS_OF[$n]}"
         for g in "${gs[@]}"; do
             [[ -n $g && $g != - && -z ${have[$g]:-} ]] || continue

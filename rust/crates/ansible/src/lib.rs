@@ -30,10 +30,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(msg: impl Into<String>) -> Self {
-        Failure {
-            msg: msg.into(),
-            extra: Map::new(),
-        }
+        Failure { msg: msg.into(), extra: Map::new() }
     }
     pub fn with(mut self, key: &str, v: Value) -> Self {
         self.extra.insert(key.to_string(), v);
@@ -83,20 +80,11 @@ impl Module {
 
     /// Refuse arguments the module does not know, naming them.
     pub fn allow_only(&self, known: &[&str]) -> Result<(), Failure> {
-        let bad: Vec<&str> = self
-            .args
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !known.contains(k))
-            .collect();
+        let bad: Vec<&str> = self.args.keys().map(String::as_str).filter(|k| !known.contains(k)).collect();
         if bad.is_empty() {
             Ok(())
         } else {
-            Err(Failure::new(format!(
-                "Unsupported parameters: {} (supported: {})",
-                bad.join(", "),
-                known.join(", ")
-            )))
+            Err(Failure::new(format!("Unsupported parameters: {} (supported: {})", bad.join(", "), known.join(", "))))
         }
     }
 
@@ -108,20 +96,17 @@ impl Module {
         match self.args.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(Failure::new(format!(
-                "argument {key} must be a string, got {other}"
-            ))),
+            Some(other) => Err(Failure::new(format!("argument {key} must be a string, got {other}"))),
         }
     }
 
     pub fn bool_arg(&self, key: &str, default: bool) -> Result<bool, Failure> {
         match self.args.get(key) {
             None | Some(Value::Null) => Ok(default),
-            Some(v @ (Value::Bool(_) | Value::String(_) | Value::Number(_))) => parse_bool(v)
-                .ok_or_else(|| Failure::new(format!("argument {key} must be a boolean, got {v}"))),
-            Some(other) => Err(Failure::new(format!(
-                "argument {key} must be a boolean, got {other}"
-            ))),
+            Some(v @ (Value::Bool(_) | Value::String(_) | Value::Number(_))) => {
+                parse_bool(v).ok_or_else(|| Failure::new(format!("argument {key} must be a boolean, got {v}")))
+            }
+            Some(other) => Err(Failure::new(format!("argument {key} must be a boolean, got {other}"))),
         }
     }
 
@@ -189,9 +174,7 @@ pub fn run(body: impl FnOnce(&mut Module) -> Result<Outcome, Failure>) -> ! {
                         .map(|s| s.to_string())
                         .or_else(|| p.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
-                    Err(Failure::new(format!(
-                        "internal error (please report): {what}"
-                    )))
+                    Err(Failure::new(format!("internal error (please report): {what}")))
                 }
             };
             m.result(r)
@@ -204,15 +187,11 @@ pub fn run(body: impl FnOnce(&mut Module) -> Result<Outcome, Failure>) -> ! {
 }
 
 fn read_args() -> Result<Module, Failure> {
-    let path = std::env::args_os().nth(1).ok_or_else(|| {
-        Failure::new("usage: this is an Ansible module; run it as `MODULE ARGS_FILE`")
-    })?;
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Failure::new(format!(
-            "cannot read module arguments from {}: {e}",
-            path.to_string_lossy()
-        ))
-    })?;
+    let path = std::env::args_os()
+        .nth(1)
+        .ok_or_else(|| Failure::new("usage: this is an Ansible module; run it as `MODULE ARGS_FILE`"))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::new(format!("cannot read module arguments from {}: {e}", path.to_string_lossy())))?;
     Module::from_json(&text)
 }
 
@@ -261,14 +240,8 @@ mod tests {
 
     #[test]
     fn bad_json_and_unknown_args_are_failures() {
-        assert!(Module::from_json("{")
-            .unwrap_err()
-            .msg
-            .contains("not valid JSON"));
+        assert!(Module::from_json("{").unwrap_err().msg.contains("not valid JSON"));
         let m = Module::from_json(r#"{"x": 1}"#).unwrap();
-        assert_eq!(
-            m.allow_only(&["y"]).unwrap_err().msg,
-            "Unsupported parameters: x (supported: y)"
-        );
+        assert_eq!(m.allow_only(&["y"]).unwrap_err().msg, "Unsupported parameters: x (supported: y)");
     }
 }

@@ -6,11 +6,7 @@ use std::io::{Read, Write};
 use vorfw_core::{render, Inventory, Matrix};
 
 #[derive(Parser)]
-#[command(
-    name = "vorfw",
-    version,
-    about = "Plan and check VOR Stream host firewalls from an Ansible inventory"
-)]
+#[command(name = "vorfw", version, about = "Plan and check VOR Stream host firewalls from an Ansible inventory")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -44,12 +40,7 @@ enum Format {
 struct PlanArgs {
     /// Inventory: an inventory source Ansible understands (INI, YAML, directory, plugin
     /// config; repeatable), or a file with the JSON of `ansible-inventory --list` (`-` for stdin).
-    #[arg(
-        short = 'i',
-        long = "inventory",
-        required = true,
-        value_name = "INVENTORY"
-    )]
+    #[arg(short = 'i', long = "inventory", required = true, value_name = "INVENTORY")]
     inventory: Vec<String>,
     /// Override variables on every host, as `ansible-playbook -e` (KEY=VALUE, JSON, @file.json).
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
@@ -60,11 +51,7 @@ struct PlanArgs {
     #[arg(short = 'l', long, value_name = "HOSTS")]
     limit: Option<String>,
     /// The ansible-inventory program to run.
-    #[arg(
-        long,
-        env = "VORFW_ANSIBLE_INVENTORY",
-        default_value = "ansible-inventory"
-    )]
+    #[arg(long, env = "VORFW_ANSIBLE_INVENTORY", default_value = "ansible-inventory")]
     ansible_inventory: String,
 }
 
@@ -96,11 +83,8 @@ fn load_inventory(a: &PlanArgs) -> Result<serde_json::Value> {
     if let [one] = a.inventory.as_slice() {
         if one == "-" {
             let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading the inventory from stdin")?;
-            return serde_json::from_str(&s)
-                .context("stdin is not the JSON of `ansible-inventory --list`");
+            std::io::stdin().read_to_string(&mut s).context("reading the inventory from stdin")?;
+            return serde_json::from_str(&s).context("stdin is not the JSON of `ansible-inventory --list`");
         }
         let p = std::path::Path::new(one);
         if p.is_file() {
@@ -128,11 +112,7 @@ fn plan(a: PlanArgs) -> Result<String> {
         eprintln!("vorfw: warning: {w}");
     }
     if let Some(limit) = &a.limit {
-        let wanted: Vec<&str> = limit
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let wanted: Vec<&str> = limit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         for w in &wanted {
             if !plans.hosts.iter().any(|h| h.name == *w) {
                 bail!("--limit: host {w} is not in the inventory");

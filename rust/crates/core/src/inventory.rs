@@ -19,17 +19,15 @@ pub struct Inventory {
 impl Inventory {
     /// Build from the output of `ansible-inventory --list`.
     pub fn from_ansible_json(v: &Value) -> Result<Inventory> {
-        let top = v.as_object().ok_or_else(|| {
-            Error::new("inventory: expected a JSON object as printed by `ansible-inventory --list`")
-        })?;
+        let top = v
+            .as_object()
+            .ok_or_else(|| Error::new("inventory: expected a JSON object as printed by `ansible-inventory --list`"))?;
         let mut direct: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
         for (name, g) in top {
             if name == "_meta" {
                 continue;
             }
-            let g = g
-                .as_object()
-                .ok_or_else(|| Error::new(format!("inventory: group {name} is not an object")))?;
+            let g = g.as_object().ok_or_else(|| Error::new(format!("inventory: group {name} is not an object")))?;
             let list = |key: &str| -> Result<Vec<&str>> {
                 match g.get(key) {
                     None | Some(Value::Null) => Ok(vec![]),
@@ -37,15 +35,11 @@ impl Inventory {
                         .iter()
                         .map(|x| {
                             x.as_str().ok_or_else(|| {
-                                Error::new(format!(
-                                    "inventory: group {name}: {key} must be a list of names"
-                                ))
+                                Error::new(format!("inventory: group {name}: {key} must be a list of names"))
                             })
                         })
                         .collect(),
-                    Some(_) => Err(Error::new(format!(
-                        "inventory: group {name}: {key} must be a list"
-                    ))),
+                    Some(_) => Err(Error::new(format!("inventory: group {name}: {key} must be a list"))),
                 }
             };
             direct.insert(name.as_str(), (list("hosts")?, list("children")?));
@@ -83,11 +77,7 @@ impl Inventory {
         for h in &all {
             hostvars.entry(h.clone()).or_default();
         }
-        Ok(Inventory {
-            hosts: all.into_iter().collect(),
-            groups,
-            hostvars,
-        })
+        Ok(Inventory { hosts: all.into_iter().collect(), groups, hostvars })
     }
 
     /// Apply `-e KEY=VALUE` style overrides to every host (extra vars win over everything).

@@ -11,6 +11,7 @@ pub mod options;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod verify;
 pub mod wire;
 
 pub use error::Error;

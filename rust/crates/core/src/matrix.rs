@@ -86,8 +86,8 @@ impl Matrix {
     pub fn embedded() -> &'static Matrix {
         static M: OnceLock<Matrix> = OnceLock::new();
         M.get_or_init(|| {
-            let m: Matrix = serde_json::from_str(MATRIX_JSON)
-                .unwrap_or_else(|e| panic!("embedded port matrix is invalid: {e}"));
+            let m: Matrix =
+                serde_json::from_str(MATRIX_JSON).unwrap_or_else(|e| panic!("embedded port matrix is invalid: {e}"));
             if let Err(e) = m.check() {
                 panic!("embedded port matrix is inconsistent: {e}");
             }
@@ -118,10 +118,7 @@ impl Matrix {
         }
         for r in &self.external {
             if self.audience(&r.audience).is_none() {
-                return Err(format!(
-                    "row {} names unknown audience {}",
-                    r.id, r.audience
-                ));
+                return Err(format!("row {} names unknown audience {}", r.id, r.audience));
             }
         }
         let protos = self

@@ -23,6 +23,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "host_firewall_extra_rules",
     "host_firewall_disabled_rules",
     "host_firewall_backend",
+    "host_firewall_remove_zone_services",
+    // Read by the roles, not by the planner:
+    "host_firewall_controller_address",
 ];
 
 pub const DEFAULT_DATABASE: &str = "postgres";
@@ -42,6 +45,9 @@ pub struct Options {
     pub extra_rules: Vec<ExtraRule>,
     pub disabled_rules: BTreeSet<String>,
     pub backend: String,
+    /// firewalld services to remove from the zones we manage (e.g. `ssh`), for hosts that
+    /// must admit nothing but the plan.
+    pub remove_zone_services: Vec<String>,
 }
 
 /// Where an extra rule applies, or where its traffic comes from.
@@ -67,61 +73,36 @@ pub struct ExtraRule {
 pub type Warnings = Vec<String>;
 
 impl Options {
-    pub fn from_hostvars(
-        m: &Matrix,
-        vars: &Map<String, Value>,
-        warnings: &mut Warnings,
-    ) -> Result<Options> {
+    pub fn from_hostvars(m: &Matrix, vars: &Map<String, Value>, warnings: &mut Warnings) -> Result<Options> {
         for k in vars.keys() {
             if k.starts_with("host_firewall_") && !KNOWN_VARIABLES.contains(&k.as_str()) {
-                let hint = closest(k, KNOWN_VARIABLES)
-                    .map(|s| format!(" (did you mean {s}?)"))
-                    .unwrap_or_default();
+                let hint = closest(k, KNOWN_VARIABLES).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default();
                 return Err(Error::new(format!("unknown variable {k}{hint}")));
             }
         }
         let get = |k: &str| vars.get(k).filter(|v| !v.is_null());
 
-        let databases: BTreeSet<&str> = m
-            .internal
-            .iter()
-            .filter_map(|r| r.when.database.as_deref())
-            .collect();
+        let databases: BTreeSet<&str> = m.internal.iter().filter_map(|r| r.when.database.as_deref()).collect();
         let database = match get("host_firewall_database") {
             None => DEFAULT_DATABASE.to_string(),
-            Some(v) => one_of(
-                "host_firewall_database",
-                &scalar("host_firewall_database", v)?,
-                &databases,
-            )?,
+            Some(v) => one_of("host_firewall_database", &scalar("host_firewall_database", v)?, &databases)?,
         };
-        let secret_targets: BTreeSet<&str> = m
-            .internal
-            .iter()
-            .filter_map(|r| r.when.vault_dynamic_secrets.as_deref())
-            .collect();
+        let secret_targets: BTreeSet<&str> =
+            m.internal.iter().filter_map(|r| r.when.vault_dynamic_secrets.as_deref()).collect();
         let mut vault_dynamic_secrets = BTreeSet::new();
         if let Some(v) = get("host_firewall_vault_dynamic_secrets") {
             for s in string_list("host_firewall_vault_dynamic_secrets", v)? {
-                vault_dynamic_secrets.insert(one_of(
-                    "host_firewall_vault_dynamic_secrets",
-                    &s,
-                    &secret_targets,
-                )?);
+                vault_dynamic_secrets.insert(one_of("host_firewall_vault_dynamic_secrets", &s, &secret_targets)?);
             }
         }
         let cidrs = |k: &str, warnings: &mut Warnings| -> Result<Option<Vec<IpNet>>> {
             get(k).map(|v| cidr_list(k, v, warnings)).transpose()
         };
         let admin_sources = cidrs("host_firewall_admin_sources", warnings)?.unwrap_or_default();
-        let power_user_sources =
-            cidrs("host_firewall_power_user_sources", warnings)?.unwrap_or_default();
+        let power_user_sources = cidrs("host_firewall_power_user_sources", warnings)?.unwrap_or_default();
         let user_sources = match cidrs("host_firewall_user_sources", warnings)? {
             Some(v) => v,
-            None => DEFAULT_USER_SOURCES
-                .iter()
-                .map(|s| s.parse().expect("default CIDR"))
-                .collect(),
+            None => DEFAULT_USER_SOURCES.iter().map(|s| s.parse().expect("default CIDR")).collect(),
         };
         let management_sources = cidrs("host_firewall_management_sources", warnings)?;
         let address = match get("host_firewall_address") {
@@ -129,9 +110,7 @@ impl Options {
             Some(v) => {
                 let list = string_list("host_firewall_address", v)?;
                 if list.is_empty() {
-                    return Err(Error::new(
-                        "host_firewall_address is empty; give one address or a list",
-                    ));
+                    return Err(Error::new("host_firewall_address is empty; give one address or a list"));
                 }
                 Some(
                     list.iter()
@@ -146,20 +125,30 @@ impl Options {
         };
         let disabled_rules = match get("host_firewall_disabled_rules") {
             None => BTreeSet::new(),
-            Some(v) => string_list("host_firewall_disabled_rules", v)?
-                .into_iter()
-                .collect(),
+            Some(v) => string_list("host_firewall_disabled_rules", v)?.into_iter().collect(),
         };
         let backends: BTreeSet<&str> = BACKENDS.iter().copied().collect();
         let backend = match get("host_firewall_backend") {
             None => "auto".to_string(),
-            Some(v) => one_of(
-                "host_firewall_backend",
-                &scalar("host_firewall_backend", v)?,
-                &backends,
-            )?,
+            Some(v) => one_of("host_firewall_backend", &scalar("host_firewall_backend", v)?, &backends)?,
+        };
+        let remove_zone_services = match get("host_firewall_remove_zone_services") {
+            None => vec![],
+            Some(v) => {
+                let list = string_list("host_firewall_remove_zone_services", v)?;
+                if let Some(bad) = list
+                    .iter()
+                    .find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+                {
+                    return Err(Error::new(format!(
+                        "host_firewall_remove_zone_services: invalid service name '{bad}'"
+                    )));
+                }
+                list
+            }
         };
         Ok(Options {
+            remove_zone_services,
             database,
             vault_dynamic_secrets,
             admin_sources,
@@ -189,9 +178,7 @@ fn scalar(var: &str, v: &Value) -> Result<String> {
         Value::String(s) => Ok(s.trim().to_string()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        other => Err(Error::new(format!(
-            "{var} must be a single value, got {other}"
-        ))),
+        other => Err(Error::new(format!("{var} must be a single value, got {other}"))),
     }
 }
 
@@ -200,10 +187,7 @@ fn one_of(var: &str, value: &str, allowed: &BTreeSet<&str>) -> Result<String> {
         Ok(value.to_string())
     } else {
         let list: Vec<&str> = allowed.iter().copied().collect();
-        Err(Error::new(format!(
-            "{var}: invalid value '{value}' (expected one of: {})",
-            list.join(", ")
-        )))
+        Err(Error::new(format!("{var}: invalid value '{value}' (expected one of: {})", list.join(", "))))
     }
 }
 
@@ -225,9 +209,7 @@ pub fn list_value(var: &str, v: &Value) -> Result<Vec<Value>> {
                             .filter(|x| !x.is_empty())
                             .map(|x| Value::String(x.to_string()))
                             .collect()),
-                        _ => Err(Error::new(format!(
-                            "{var}: the string {t:?} is not a valid list"
-                        ))),
+                        _ => Err(Error::new(format!("{var}: the string {t:?} is not a valid list"))),
                     },
                 }
             } else {
@@ -247,25 +229,17 @@ fn string_list(var: &str, v: &Value) -> Result<Vec<String>> {
 
 pub fn parse_ip(s: &str) -> Result<IpAddr> {
     let t = s.trim();
-    let bare = t
-        .strip_prefix('[')
-        .and_then(|x| x.strip_suffix(']'))
-        .unwrap_or(t);
-    bare.parse::<IpAddr>()
-        .map_err(|_| Error::new(format!("'{s}' is not an IPv4 or IPv6 address")))
+    let bare = t.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(t);
+    bare.parse::<IpAddr>().map_err(|_| Error::new(format!("'{s}' is not an IPv4 or IPv6 address")))
 }
 
 /// One CIDR (or a bare address, taken as /32 or /128). Host bits are cleared with a warning.
 pub fn parse_cidr(var: &str, s: &str, warnings: &mut Warnings) -> Result<IpNet> {
     let t = s.trim();
     let net = if t.contains('/') {
-        t.parse::<IpNet>()
-            .map_err(|_| Error::new(format!("{var}: malformed CIDR '{s}'")))?
+        t.parse::<IpNet>().map_err(|_| Error::new(format!("{var}: malformed CIDR '{s}'")))?
     } else {
-        IpNet::from(
-            t.parse::<IpAddr>()
-                .map_err(|_| Error::new(format!("{var}: malformed CIDR '{s}'")))?,
-        )
+        IpNet::from(t.parse::<IpAddr>().map_err(|_| Error::new(format!("{var}: malformed CIDR '{s}'")))?)
     };
     let trunc = net.trunc();
     if trunc != net {
@@ -275,10 +249,8 @@ pub fn parse_cidr(var: &str, s: &str, warnings: &mut Warnings) -> Result<IpNet> 
 }
 
 fn cidr_list(var: &str, v: &Value, warnings: &mut Warnings) -> Result<Vec<IpNet>> {
-    let mut out: Vec<IpNet> = string_list(var, v)?
-        .iter()
-        .map(|s| parse_cidr(var, s, warnings))
-        .collect::<Result<_>>()?;
+    let mut out: Vec<IpNet> =
+        string_list(var, v)?.iter().map(|s| parse_cidr(var, s, warnings)).collect::<Result<_>>()?;
     out.sort();
     out.dedup();
     Ok(out)
@@ -288,44 +260,18 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
     const VAR: &str = "host_firewall_extra_rules";
     let mut out = vec![];
     for (i, item) in list_value(VAR, v)?.iter().enumerate() {
-        let obj = item
-            .as_object()
-            .ok_or_else(|| Error::new(format!("{VAR}[{i}] must be a mapping, got {item}")))?;
-        let id = obj
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let at = if id.is_empty() {
-            format!("{VAR}[{i}]")
-        } else {
-            format!("{VAR}[{i}] (id {id})")
-        };
+        let obj = item.as_object().ok_or_else(|| Error::new(format!("{VAR}[{i}] must be a mapping, got {item}")))?;
+        let id = obj.get("id").and_then(Value::as_str).unwrap_or("").trim().to_string();
+        let at = if id.is_empty() { format!("{VAR}[{i}]") } else { format!("{VAR}[{i}] (id {id})") };
         if id.is_empty() {
             return Err(Error::new(format!("{at}: 'id' is required")));
         }
-        if !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(Error::new(format!(
-                "{at}: id may hold only letters, digits, '-', '_' and '.'"
-            )));
+        if !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(Error::new(format!("{at}: id may hold only letters, digits, '-', '_' and '.'")));
         }
         for k in obj.keys() {
-            if ![
-                "id",
-                "service",
-                "group",
-                "port",
-                "protocols",
-                "purpose",
-                "source",
-                "source_group",
-                "sources",
-            ]
-            .contains(&k.as_str())
+            if !["id", "service", "group", "port", "protocols", "purpose", "source", "source_group", "sources"]
+                .contains(&k.as_str())
             {
                 return Err(Error::new(format!("{at}: unknown key '{k}'")));
             }
@@ -349,13 +295,11 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
         let source = match (text("source")?, text("source_group")?, obj.get("sources")) {
             (Some(s), None, None) => Peer::Service(s),
             (None, Some(g), None) => Peer::Group(g),
-            (None, None, Some(v)) => {
-                Peer::Cidrs(cidr_list(&format!("{at}: sources"), v, warnings)?)
-            }
+            (None, None, Some(v)) => Peer::Cidrs(cidr_list(&format!("{at}: sources"), v, warnings)?),
             _ => {
                 return Err(Error::new(format!(
-                "{at}: give exactly one of 'source' (service), 'source_group' or 'sources' (CIDRs)"
-            )))
+                    "{at}: give exactly one of 'source' (service), 'source_group' or 'sources' (CIDRs)"
+                )))
             }
         };
         let port = match obj.get("port") {
@@ -364,15 +308,10 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
             _ => None,
         }
         .ok_or_else(|| {
-            Error::new(format!(
-                "{at}: 'port' must be a number, got {}",
-                obj.get("port").unwrap_or(&Value::Null)
-            ))
+            Error::new(format!("{at}: 'port' must be a number, got {}", obj.get("port").unwrap_or(&Value::Null)))
         })?;
         if !(1..=65535).contains(&port) {
-            return Err(Error::new(format!(
-                "{at}: port {port} is out of range 1-65535"
-            )));
+            return Err(Error::new(format!("{at}: port {port} is out of range 1-65535")));
         }
         let protocols = match obj.get("protocols") {
             None | Some(Value::Null) => vec!["tcp".to_string()],
@@ -382,9 +321,7 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
                 for s in list {
                     let s = s.to_ascii_lowercase();
                     if s != "tcp" && s != "udp" {
-                        return Err(Error::new(format!(
-                            "{at}: invalid protocol '{s}' (expected tcp or udp)"
-                        )));
+                        return Err(Error::new(format!("{at}: invalid protocol '{s}' (expected tcp or udp)")));
                     }
                     if !p.contains(&s) {
                         p.push(s);
@@ -397,26 +334,14 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
             }
         };
         let purpose = text("purpose")?.unwrap_or_else(|| id.clone());
-        out.push(ExtraRule {
-            id,
-            target,
-            port: port as u16,
-            protocols,
-            purpose,
-            source,
-        });
+        out.push(ExtraRule { id, target, port: port as u16, protocols, purpose, source });
     }
     Ok(out)
 }
 
 /// The known name closest to a typo, if it is close enough to be a plausible suggestion.
 fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (levenshtein(word, k), *k))
-        .filter(|(d, _)| *d <= 4)
-        .min()
-        .map(|(_, k)| k)
+    known.iter().map(|k| (levenshtein(word, k), *k)).filter(|(d, _)| *d <= 4).min().map(|(_, k)| k)
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -466,39 +391,21 @@ mod tests {
         assert_eq!(o.admin_sources.len(), 2);
         assert_eq!(o.power_user_sources[1].to_string(), "192.168.2.7/32");
         assert!(o.vault_dynamic_secrets.contains("rabbitmq"));
-        assert_eq!(
-            o.user_sources
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>(),
-            ["10.8.0.0/16", "10.9.0.0/16"]
-        );
+        assert_eq!(o.user_sources.iter().map(|n| n.to_string()).collect::<Vec<_>>(), ["10.8.0.0/16", "10.9.0.0/16"]);
     }
 
     #[test]
     fn bad_values_name_the_variable_and_value() {
         let e = opts(json!({"host_firewall_database": "mysql"})).unwrap_err();
-        assert_eq!(
-            e.0,
-            "host_firewall_database: invalid value 'mysql' (expected one of: postgres, sqlserver)"
-        );
+        assert_eq!(e.0, "host_firewall_database: invalid value 'mysql' (expected one of: postgres, sqlserver)");
         let e = opts(json!({"host_firewall_admin_sources": ["10.0.0.0/33"]})).unwrap_err();
-        assert_eq!(
-            e.0,
-            "host_firewall_admin_sources: malformed CIDR '10.0.0.0/33'"
-        );
+        assert_eq!(e.0, "host_firewall_admin_sources: malformed CIDR '10.0.0.0/33'");
         let e = opts(json!({"host_firewall_vault_dynamic_secrets": "[\"mongodb\"]"})).unwrap_err();
         assert!(e.0.contains("invalid value 'mongodb'"), "{e}");
         let e = opts(json!({"host_firewall_databse": "postgres"})).unwrap_err();
-        assert_eq!(
-            e.0,
-            "unknown variable host_firewall_databse (did you mean host_firewall_database?)"
-        );
+        assert_eq!(e.0, "unknown variable host_firewall_databse (did you mean host_firewall_database?)");
         let e = opts(json!({"host_firewall_address": "10.0.0.300"})).unwrap_err();
-        assert!(
-            e.0.contains("'10.0.0.300' is not an IPv4 or IPv6 address"),
-            "{e}"
-        );
+        assert!(e.0.contains("'10.0.0.300' is not an IPv4 or IPv6 address"), "{e}");
     }
 
     #[test]
@@ -506,9 +413,7 @@ mod tests {
         let mut w = vec![];
         let o = Options::from_hostvars(
             Matrix::embedded(),
-            json!({"host_firewall_admin_sources": ["10.1.2.3/8"]})
-                .as_object()
-                .unwrap(),
+            json!({"host_firewall_admin_sources": ["10.1.2.3/8"]}).as_object().unwrap(),
             &mut w,
         )
         .unwrap();
@@ -525,17 +430,15 @@ mod tests {
         .unwrap();
         assert_eq!(ok.extra_rules.len(), 2);
         assert_eq!(ok.extra_rules[1].port, 8443);
-        let e = opts(json!({"host_firewall_extra_rules": [{"id": "x", "group": "web", "port": 70000, "source_group": "web"}]})).unwrap_err();
-        assert_eq!(
-            e.0,
-            "host_firewall_extra_rules[0] (id x): port 70000 is out of range 1-65535"
-        );
-        let e = opts(json!({"host_firewall_extra_rules": [{"id": "x", "group": "web", "port": 1, "protocols": "sctp", "source_group": "web"}]})).unwrap_err();
-        assert!(e.0.contains("invalid protocol 'sctp'"), "{e}");
         let e = opts(
-            json!({"host_firewall_extra_rules": [{"id": "x", "port": 1, "source_group": "web"}]}),
+            json!({"host_firewall_extra_rules": [{"id": "x", "group": "web", "port": 70000, "source_group": "web"}]}),
         )
         .unwrap_err();
+        assert_eq!(e.0, "host_firewall_extra_rules[0] (id x): port 70000 is out of range 1-65535");
+        let e = opts(json!({"host_firewall_extra_rules": [{"id": "x", "group": "web", "port": 1, "protocols": "sctp", "source_group": "web"}]})).unwrap_err();
+        assert!(e.0.contains("invalid protocol 'sctp'"), "{e}");
+        let e =
+            opts(json!({"host_firewall_extra_rules": [{"id": "x", "port": 1, "source_group": "web"}]})).unwrap_err();
         assert!(e.0.contains("exactly one of 'service' or 'group'"), "{e}");
     }
 }

@@ -54,10 +54,7 @@ pub enum Origin {
     /// A row of the internal matrix (or an extra rule between services/groups).
     Flow { source: Arc<str>, target: Arc<str> },
     /// A row of the external matrix.
-    Audience {
-        audience: Arc<str>,
-        target: Arc<str>,
-    },
+    Audience { audience: Arc<str>, target: Arc<str> },
     /// SSH from `host_firewall_management_sources`.
     Management,
     /// An extra rule whose peers are CIDRs.
@@ -102,12 +99,7 @@ impl HostPlan {
 
     /// How many peers [`HostPlan::peers`] yields, without walking the set.
     pub fn peer_count(&self, rule: &Rule) -> usize {
-        rule.peers.len()
-            - self
-                .own
-                .iter()
-                .filter(|o| rule.peers.binary_search(o).is_ok())
-                .count()
+        rule.peers.len() - self.own.iter().filter(|o| rule.peers.binary_search(o).is_ok()).count()
     }
 }
 
@@ -130,10 +122,7 @@ impl Sets {
     fn intern(&mut self, mut nets: Vec<IpNet>) -> NetSet {
         nets.sort_unstable();
         nets.dedup();
-        self.by_content
-            .entry(nets)
-            .or_insert_with_key(|k| Arc::new(k.clone()))
-            .clone()
+        self.by_content.entry(nets).or_insert_with_key(|k| Arc::new(k.clone())).clone()
     }
 }
 
@@ -156,10 +145,7 @@ struct Mirror {
 
 fn holds(when: &When, o: &Options) -> bool {
     when.database.as_ref().is_none_or(|d| *d == o.database)
-        && when
-            .vault_dynamic_secrets
-            .as_ref()
-            .is_none_or(|s| o.vault_dynamic_secrets.contains(s))
+        && when.vault_dynamic_secrets.as_ref().is_none_or(|s| o.vault_dynamic_secrets.contains(s))
 }
 
 /// A host's addresses: `host_firewall_address`, else `ansible_host` if it is an IP literal,
@@ -173,10 +159,7 @@ fn host_addresses(
     if let Some(a) = &opts.address {
         return Ok(a.clone());
     }
-    let ansible_host = vars
-        .get("ansible_host")
-        .and_then(Value::as_str)
-        .map(str::trim);
+    let ansible_host = vars.get("ansible_host").and_then(Value::as_str).map(str::trim);
     if let Some(h) = ansible_host {
         if let Ok(ip) = parse_ip(h) {
             return Ok(vec![ip]);
@@ -206,42 +189,27 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
 
     // 1. Options, addresses and services of every host.
     let mut hosts: Vec<HostPlan> = Vec::with_capacity(inv.hosts.len());
-    let index: HashMap<&str, usize> = inv
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.as_str(), i))
-        .collect();
+    let index: HashMap<&str, usize> = inv.hosts.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
     let group_names: Vec<&String> = inv.groups.keys().filter(|g| g.as_str() != "all").collect();
     let mut addr_owner: HashMap<IpAddr, &str> = HashMap::new();
     for name in &inv.hosts {
         let vars = inv.hostvars.get(name).unwrap_or(&empty);
         let mut w = vec![];
-        let options = Options::from_hostvars(m, vars, &mut w)
-            .map_err(|e| e.context(format!("host {name}")))?;
+        let options = Options::from_hostvars(m, vars, &mut w).map_err(|e| e.context(format!("host {name}")))?;
         warnings.extend(w.into_iter().map(|x| format!("host {name}: {x}")));
-        let addresses = host_addresses(name, &options, vars, resolve)
-            .map_err(|e| e.context(format!("host {name}")))?;
+        let addresses = host_addresses(name, &options, vars, resolve).map_err(|e| e.context(format!("host {name}")))?;
         for a in &addresses {
             if let Some(other) = addr_owner.insert(*a, name) {
                 warnings.push(format!("hosts {other} and {name} share the address {a}"));
             }
         }
         let own = addresses.iter().map(|a| IpNet::from(*a)).collect();
-        let groups = group_names
-            .iter()
-            .filter(|g| inv.groups[g.as_str()].contains(name))
-            .map(|g| g.to_string())
-            .collect();
+        let groups =
+            group_names.iter().filter(|g| inv.groups[g.as_str()].contains(name)).map(|g| g.to_string()).collect();
         let services = m
             .services
             .iter()
-            .filter(|s| {
-                s.group == "all"
-                    || inv
-                        .group_hosts(&s.group)
-                        .is_some_and(|hs| hs.contains(name))
-            })
+            .filter(|s| s.group == "all" || inv.group_hosts(&s.group).is_some_and(|hs| hs.contains(name)))
             .map(|s| s.name.clone())
             .collect();
         hosts.push(HostPlan {
@@ -265,35 +233,21 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
         }
         let nets: Vec<IpNet> = inv
             .group_hosts(g)
-            .map(|hs| {
-                hs.iter()
-                    .flat_map(|h| hosts_own(&hosts, &index, h))
-                    .collect()
-            })
+            .map(|hs| hs.iter().flat_map(|h| hosts_own(&hosts, &index, h)).collect())
             .unwrap_or_default();
         let s = sets.intern(nets);
         group_sets.insert(g.to_string(), s.clone());
         s
     };
     let service_group = |name: &str| m.service(name).map(|s| s.group.as_str());
-    let label_for = |service: &str| {
-        format!(
-            "{service} (group {})",
-            service_group(service).unwrap_or("?")
-        )
-    };
+    let label_for = |service: &str| format!("{service} (group {})", service_group(service).unwrap_or("?"));
     let matrix_ids: BTreeSet<&str> = m.row_ids().collect();
 
     // 3. Inbound rules, host by host; remember inbound rules with host peers for mirroring.
     let mut mirrors: BTreeMap<MirrorKey, Mirror> = BTreeMap::new();
     let mut inbound_all: Vec<Vec<Rule>> = Vec::with_capacity(hosts.len());
     let mut labels: HashMap<String, Arc<str>> = HashMap::new();
-    let mut label = |s: String| {
-        labels
-            .entry(s.clone())
-            .or_insert_with(|| Arc::from(s))
-            .clone()
-    };
+    let mut label = |s: String| labels.entry(s.clone()).or_insert_with(|| Arc::from(s)).clone();
     for (hi, host) in hosts.iter().enumerate() {
         let o = &host.options;
         let name = &host.name;
@@ -302,16 +256,10 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
         let mut extra_ids = BTreeSet::new();
         for x in &o.extra_rules {
             if matrix_ids.contains(x.id.as_str()) {
-                return Err(err(format!(
-                    "host_firewall_extra_rules: id '{}' is already a matrix row id",
-                    x.id
-                )));
+                return Err(err(format!("host_firewall_extra_rules: id '{}' is already a matrix row id", x.id)));
             }
             if !extra_ids.insert(x.id.as_str()) {
-                return Err(err(format!(
-                    "host_firewall_extra_rules: id '{}' is used twice",
-                    x.id
-                )));
+                return Err(err(format!("host_firewall_extra_rules: id '{}' is used twice", x.id)));
             }
             for (what, p) in [("service/group", &x.target), ("source", &x.source)] {
                 match p {
@@ -335,9 +283,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
         }
         for d in &o.disabled_rules {
             if !matrix_ids.contains(d.as_str()) && !extra_ids.contains(d.as_str()) {
-                return Err(err(format!(
-                    "host_firewall_disabled_rules: unknown rule id '{d}'"
-                )));
+                return Err(err(format!("host_firewall_disabled_rules: unknown rule id '{d}'")));
             }
         }
         let enabled = |id: &str| !o.disabled_rules.contains(id);
@@ -393,10 +339,8 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             }
             let src_group = service_group(&r.source).expect("checked matrix");
             let peers = group_set(src_group, &mut sets);
-            let origin = Origin::Flow {
-                source: Arc::from(label_for(&r.source)),
-                target: Arc::from(label_for(&r.service)),
-            };
+            let origin =
+                Origin::Flow { source: Arc::from(label_for(&r.source)), target: Arc::from(label_for(&r.service)) };
             for p in &r.protocols {
                 let rule = Rule {
                     id: Arc::from(r.id.as_str()),
@@ -416,11 +360,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 continue;
             }
             let aud = m.audience(&r.audience).expect("checked matrix");
-            let nets: Vec<IpNet> = aud
-                .variables
-                .iter()
-                .flat_map(|v| o.sources_var(v).iter().copied())
-                .collect();
+            let nets: Vec<IpNet> = aud.variables.iter().flat_map(|v| o.sources_var(v).iter().copied()).collect();
             if nets.is_empty() {
                 continue;
             }
@@ -455,25 +395,12 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             let (peers, mirror_group, who, set) = match &x.source {
                 Peer::Service(s) => {
                     let g = service_group(s).expect("validated above");
-                    (
-                        group_set(g, &mut sets),
-                        Some(g),
-                        label_for(s),
-                        format!("g-{g}"),
-                    )
+                    (group_set(g, &mut sets), Some(g), label_for(s), format!("g-{g}"))
                 }
-                Peer::Group(g) => (
-                    group_set(g, &mut sets),
-                    Some(g.as_str()),
-                    format!("group {g}"),
-                    format!("g-{g}"),
-                ),
-                Peer::Cidrs(c) => (
-                    sets.intern(c.clone()),
-                    None,
-                    "host_firewall_extra_rules".to_string(),
-                    format!("x-{}", x.id),
-                ),
+                Peer::Group(g) => (group_set(g, &mut sets), Some(g.as_str()), format!("group {g}"), format!("g-{g}")),
+                Peer::Cidrs(c) => {
+                    (sets.intern(c.clone()), None, "host_firewall_extra_rules".to_string(), format!("x-{}", x.id))
+                }
             };
             let target = match &x.target {
                 Peer::Service(s) => label_for(s),
@@ -481,13 +408,8 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 Peer::Cidrs(_) => unreachable!("targets are services or groups"),
             };
             let origin = match mirror_group {
-                Some(_) => Origin::Flow {
-                    source: Arc::from(who.as_str()),
-                    target: Arc::from(target.as_str()),
-                },
-                None => Origin::Extra {
-                    target: Arc::from(target.as_str()),
-                },
+                Some(_) => Origin::Flow { source: Arc::from(who.as_str()), target: Arc::from(target.as_str()) },
+                None => Origin::Extra { target: Arc::from(target.as_str()) },
             };
             for p in &x.protocols {
                 let rule = Rule {
@@ -512,12 +434,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
 
     // 4. Outbound rules: the mirror image of inbound rules whose peers are inventory hosts.
     for (key, mir) in mirrors {
-        let dest = sets.intern(
-            mir.targets
-                .iter()
-                .flat_map(|&t| hosts[t].own.iter().copied())
-                .collect(),
-        );
+        let dest = sets.intern(mir.targets.iter().flat_map(|&t| hosts[t].own.iter().copied()).collect());
         let Some(sources) = inv.group_hosts(&key.source_group) else {
             continue;
         };
@@ -540,34 +457,20 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
         }
     }
     for h in &mut hosts {
-        h.outbound
-            .sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
+        h.outbound.sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
     }
     Ok(Plans { hosts, warnings })
 }
 
 /// The set key of an audience: its variables without the common prefix and suffix.
 fn audience_set_key(vars: &[String]) -> String {
-    let parts: Vec<&str> = vars
-        .iter()
-        .map(|v| {
-            v.trim_start_matches("host_firewall_")
-                .trim_end_matches("_sources")
-        })
-        .collect();
+    let parts: Vec<&str> =
+        vars.iter().map(|v| v.trim_start_matches("host_firewall_").trim_end_matches("_sources")).collect();
     format!("a-{}", parts.join("-"))
 }
 
-fn hosts_own<'a>(
-    hosts: &'a [HostPlan],
-    index: &HashMap<&str, usize>,
-    h: &str,
-) -> impl Iterator<Item = IpNet> + 'a {
-    index
-        .get(h)
-        .map(|&i| hosts[i].own.iter().copied())
-        .into_iter()
-        .flatten()
+fn hosts_own<'a>(hosts: &'a [HostPlan], index: &HashMap<&str, usize>, h: &str) -> impl Iterator<Item = IpNet> + 'a {
+    index.get(h).map(|&i| hosts[i].own.iter().copied()).into_iter().flatten()
 }
 
 fn extra_targets(x: &ExtraRule, host: &HostPlan, m: &Matrix) -> bool {
@@ -586,10 +489,7 @@ mod tests {
     fn plans(inv: Value) -> Result<Plans> {
         let inv = Inventory::from_ansible_json(&inv).unwrap();
         let mut resolve = |name: &str| match name {
-            "db.example" => Ok(vec![
-                "10.9.9.9".parse().unwrap(),
-                "fd00::9".parse().unwrap(),
-            ]),
+            "db.example" => Ok(vec!["10.9.9.9".parse().unwrap(), "fd00::9".parse().unwrap()]),
             _ => Err("Name or service not known".to_string()),
         };
         plan(&inv, Matrix::embedded(), &mut resolve)
@@ -627,36 +527,17 @@ mod tests {
     fn own_addresses_are_never_peers_and_outbound_mirrors_inbound() {
         let p = plans(two_tier()).unwrap();
         let c1 = host(&p, "c1");
-        let serf = rule_peers(
-            c1,
-            "in",
-            "consul-server-8301-from-consul-server",
-            Proto::Udp,
-        );
+        let serf = rule_peers(c1, "in", "consul-server-8301-from-consul-server", Proto::Udp);
         assert_eq!(serf, ["10.0.0.2/32"]);
         let c2 = host(&p, "c2");
-        assert_eq!(
-            rule_peers(
-                c2,
-                "out",
-                "consul-server-8301-from-consul-server",
-                Proto::Udp
-            ),
-            ["10.0.0.1/32"]
-        );
+        assert_eq!(rule_peers(c2, "out", "consul-server-8301-from-consul-server", Proto::Udp), ["10.0.0.1/32"]);
         // Every outbound flow is admitted by its target, and vice versa.
         for h in &p.hosts {
             for r in &h.outbound {
                 for dst in h.peers(r) {
                     let t = p.hosts.iter().find(|t| t.own.contains(dst)).unwrap();
                     let back = rule_peers(t, "in", &r.id, r.protocol);
-                    assert!(
-                        h.own.iter().any(|o| back.contains(&o.to_string())),
-                        "{} {} -> {}",
-                        h.name,
-                        r.id,
-                        t.name
-                    );
+                    assert!(h.own.iter().any(|o| back.contains(&o.to_string())), "{} {} -> {}", h.name, r.id, t.name);
                 }
             }
         }
@@ -667,19 +548,11 @@ mod tests {
         let p = plans(two_tier()).unwrap();
         let pg = host(&p, "pg");
         assert_eq!(pg.addresses.len(), 2);
-        assert_eq!(
-            rule_peers(pg, "in", "postgres-5432-from-django", Proto::Tcp),
-            ["10.0.0.5/32"]
-        );
+        assert_eq!(rule_peers(pg, "in", "postgres-5432-from-django", Proto::Tcp), ["10.0.0.5/32"]);
         // Vault -> Postgres is gated by the *target's* view of dynamic secrets (unset on pg).
         assert!(rule_peers(pg, "in", "postgres-5432-from-vault", Proto::Tcp).is_empty());
         assert_eq!(
-            rule_peers(
-                host(&p, "dj"),
-                "out",
-                "postgres-5432-from-django",
-                Proto::Tcp
-            ),
+            rule_peers(host(&p, "dj"), "out", "postgres-5432-from-django", Proto::Tcp),
             ["10.9.9.9/32", "fd00::9/128"]
         );
     }
@@ -689,10 +562,7 @@ mod tests {
         let mut inv = two_tier();
         inv["_meta"]["hostvars"]["dj"]["ansible_host"] = json!("nowhere.invalid");
         let e = plans(inv).unwrap_err();
-        assert!(
-            e.0.starts_with("host dj: no address: ansible_host 'nowhere.invalid' does not resolve"),
-            "{e}"
-        );
+        assert!(e.0.starts_with("host dj: no address: ansible_host 'nowhere.invalid' does not resolve"), "{e}");
     }
 
     #[test]
@@ -704,10 +574,7 @@ mod tests {
         .unwrap();
         let solo = host(&p, "solo");
         assert!(solo.outbound.is_empty());
-        assert!(solo
-            .inbound
-            .iter()
-            .all(|r| matches!(r.origin, Origin::Audience { .. })));
+        assert!(solo.inbound.iter().all(|r| matches!(r.origin, Origin::Audience { .. })));
     }
 
     #[test]
@@ -716,7 +583,10 @@ mod tests {
         let mut hv = serde_json::Map::new();
         let mut hosts = vec![];
         for i in 0..n {
-            hv.insert(format!("h{i}"), json!({"ansible_host": format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256)}));
+            hv.insert(
+                format!("h{i}"),
+                json!({"ansible_host": format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256)}),
+            );
             hosts.push(format!("h{i}"));
         }
         let p = plans(json!({"_meta": {"hostvars": hv}, "compute": {"hosts": hosts}})).unwrap();

@@ -57,59 +57,43 @@ pub fn inbound(plan: &wire::HostPlan, controller: Option<IpAddr>) -> Result<Poli
     let mut raw: BTreeMap<(String, Family), Vec<IpNet>> = BTreeMap::new();
     let mut seen_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut p = Policy::default();
-    let mut add =
-        |set: &str, id: &str, port: u16, protocol: &str, sources: &[String]| -> Result<()> {
-            let protocol = Proto::parse(protocol)
-                .ok_or_else(|| Error::new(format!("rule {id}: invalid protocol '{protocol}'")))?;
-            if port == 0 {
-                return Err(Error::new(format!(
-                    "rule {id}: port 0 is out of range 1-65535"
-                )));
+    let mut add = |set: &str, id: &str, port: u16, protocol: &str, sources: &[String]| -> Result<()> {
+        let protocol =
+            Proto::parse(protocol).ok_or_else(|| Error::new(format!("rule {id}: invalid protocol '{protocol}'")))?;
+        if port == 0 {
+            return Err(Error::new(format!("rule {id}: port 0 is out of range 1-65535")));
+        }
+        let mut nets = vec![];
+        for s in sources {
+            let n: IpNet = s
+                .parse()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| Error::new(format!("rule {id}: malformed CIDR '{s}'")))?;
+            nets.push(n.trunc());
+        }
+        let mut sorted = sources.to_vec();
+        sorted.sort();
+        match seen_key.get(set) {
+            Some(prev) if *prev != sorted => {
+                return Err(Error::new(format!("rule {id}: peer set {set} has different members in different rules")))
             }
-            let mut nets = vec![];
-            for s in sources {
-                let n: IpNet = s
-                    .parse()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| Error::new(format!("rule {id}: malformed CIDR '{s}'")))?;
-                nets.push(n.trunc());
+            _ => {
+                seen_key.insert(set.to_string(), sorted);
             }
-            let mut sorted = sources.to_vec();
-            sorted.sort();
-            match seen_key.get(set) {
-                Some(prev) if *prev != sorted => {
-                    return Err(Error::new(format!(
-                        "rule {id}: peer set {set} has different members in different rules"
-                    )))
-                }
-                _ => {
-                    seen_key.insert(set.to_string(), sorted);
-                }
+        }
+        for fam in [Family::V4, Family::V6] {
+            let members: Vec<IpNet> = nets.iter().filter(|n| Family::of(n) == fam).copied().collect();
+            if members.is_empty() {
+                continue;
             }
-            for fam in [Family::V4, Family::V6] {
-                let members: Vec<IpNet> = nets
-                    .iter()
-                    .filter(|n| Family::of(n) == fam)
-                    .copied()
-                    .collect();
-                if members.is_empty() {
-                    continue;
-                }
-                raw.entry((set.to_string(), fam))
-                    .or_default()
-                    .extend(members);
-                p.accepts
-                    .entry(Accept {
-                        set: set.to_string(),
-                        family: fam,
-                        protocol,
-                        port,
-                    })
-                    .or_default()
-                    .insert(id.to_string());
-            }
-            Ok(())
-        };
+            raw.entry((set.to_string(), fam)).or_default().extend(members);
+            p.accepts
+                .entry(Accept { set: set.to_string(), family: fam, protocol, port })
+                .or_default()
+                .insert(id.to_string());
+        }
+        Ok(())
+    };
     for r in &plan.inbound {
         add(&r.set, &r.id, r.port, &r.protocol, &r.sources)?;
     }
@@ -128,16 +112,8 @@ pub fn inbound(plan: &wire::HostPlan, controller: Option<IpAddr>) -> Result<Poli
 /// A backend object name for a set key: `<prefix><key>-<4|6>`, at most `max` characters,
 /// using only `[A-Za-z0-9_-]` (a short hash keeps long or unusual keys unique).
 pub fn object_name(prefix: &str, key: &str, family: Family, max: usize) -> String {
-    let clean: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let clean: String =
+        key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     let tail = format!("-{}", family.suffix());
     let full = format!("{prefix}{clean}{tail}");
     if full.len() <= max && clean == key {
@@ -178,6 +154,7 @@ mod tests {
             services: vec![],
             backend: "auto".into(),
             management_sources: mgmt,
+            remove_zone_services: vec![],
             inbound: rules,
             outbound: vec![],
         }
@@ -188,30 +165,15 @@ mod tests {
         let p = inbound(
             &plan(
                 vec![
-                    rule(
-                        "a-admin",
-                        "r1",
-                        100,
-                        "tcp",
-                        &["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"],
-                    ),
-                    rule(
-                        "a-admin",
-                        "r2",
-                        100,
-                        "tcp",
-                        &["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"],
-                    ),
+                    rule("a-admin", "r1", 100, "tcp", &["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"]),
+                    rule("a-admin", "r2", 100, "tcp", &["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"]),
                 ],
                 Some(vec![]),
             ),
             Some("10.9.9.9".parse().unwrap()),
         )
         .unwrap();
-        assert_eq!(
-            p.sets[&("a-admin".into(), Family::V4)],
-            vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
-        );
+        assert_eq!(p.sets[&("a-admin".into(), Family::V4)], vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]);
         assert_eq!(p.sets.len(), 2);
         assert_eq!(p.accepts.len(), 2);
         let ids = p.accepts.values().next().unwrap();
@@ -229,20 +191,10 @@ mod tests {
 
     #[test]
     fn inconsistent_sets_and_bad_cidrs_are_errors() {
-        let e = inbound(
-            &plan(vec![rule("s", "r", 1, "tcp", &["10.0.0.0/33"])], None),
-            None,
-        )
-        .unwrap_err();
+        let e = inbound(&plan(vec![rule("s", "r", 1, "tcp", &["10.0.0.0/33"])], None), None).unwrap_err();
         assert_eq!(e.0, "rule r: malformed CIDR '10.0.0.0/33'");
         let e = inbound(
-            &plan(
-                vec![
-                    rule("s", "r1", 1, "tcp", &["10.0.0.1"]),
-                    rule("s", "r2", 1, "tcp", &["10.0.0.2"]),
-                ],
-                None,
-            ),
+            &plan(vec![rule("s", "r1", 1, "tcp", &["10.0.0.1"]), rule("s", "r2", 1, "tcp", &["10.0.0.2"])], None),
             None,
         )
         .unwrap_err();
@@ -251,27 +203,11 @@ mod tests {
 
     #[test]
     fn object_names_fit_and_stay_unique() {
-        assert_eq!(
-            object_name("vorfw-", "g-super", Family::V4, 31),
-            "vorfw-g-super-4"
-        );
-        let a = object_name(
-            "vorfw-",
-            "g-a-very-long-group-name-indeed-1",
-            Family::V6,
-            31,
-        );
-        let b = object_name(
-            "vorfw-",
-            "g-a-very-long-group-name-indeed-2",
-            Family::V6,
-            31,
-        );
+        assert_eq!(object_name("vorfw-", "g-super", Family::V4, 31), "vorfw-g-super-4");
+        let a = object_name("vorfw-", "g-a-very-long-group-name-indeed-1", Family::V6, 31);
+        let b = object_name("vorfw-", "g-a-very-long-group-name-indeed-2", Family::V6, 31);
         assert!(a.len() <= 31 && b.len() <= 31 && a != b, "{a} {b}");
         let c = object_name("vorfw-", "g-odd.name", Family::V4, 31);
-        assert!(
-            c.starts_with("vorfw-g-odd_name_") && c.ends_with("-4"),
-            "{c}"
-        );
+        assert!(c.starts_with("vorfw-g-odd_name_") && c.ends_with("-4"), "{c}");
     }
 }

@@ -27,15 +27,8 @@ pub fn flows(plans: &Plans) -> Vec<Flow> {
         for (dir, rules) in [("in", &h.inbound), ("out", &h.outbound)] {
             for r in rules.iter() {
                 for p in h.peers(r) {
-                    let e = merged
-                        .entry((
-                            h.name.clone(),
-                            dir,
-                            r.protocol.as_str(),
-                            r.port,
-                            p.to_string(),
-                        ))
-                        .or_default();
+                    let e =
+                        merged.entry((h.name.clone(), dir, r.protocol.as_str(), r.port, p.to_string())).or_default();
                     e.0.insert(r.purpose.to_string());
                     e.1.insert(r.id.to_string());
                 }
@@ -44,27 +37,13 @@ pub fn flows(plans: &Plans) -> Vec<Flow> {
     }
     let mut out: Vec<Flow> = merged
         .into_iter()
-        .map(
-            |((host, direction, protocol, port, peer), (purposes, ids))| {
-                let purposes: Vec<String> = purposes.into_iter().collect();
-                let ids: Vec<String> = ids.into_iter().collect();
-                let line = format!(
-                    "{host}\t{direction}\t{protocol}\t{port}\t{peer}\t{}\t{}",
-                    purposes.join("; "),
-                    ids.join(",")
-                );
-                Flow {
-                    line,
-                    host,
-                    direction,
-                    protocol,
-                    port,
-                    peer,
-                    purposes,
-                    ids,
-                }
-            },
-        )
+        .map(|((host, direction, protocol, port, peer), (purposes, ids))| {
+            let purposes: Vec<String> = purposes.into_iter().collect();
+            let ids: Vec<String> = ids.into_iter().collect();
+            let line =
+                format!("{host}\t{direction}\t{protocol}\t{port}\t{peer}\t{}\t{}", purposes.join("; "), ids.join(","));
+            Flow { line, host, direction, protocol, port, peer, purposes, ids }
+        })
         .collect();
     out.sort_by(|a, b| a.line.as_bytes().cmp(b.line.as_bytes()));
     out
@@ -85,11 +64,7 @@ pub fn host_json(h: &HostPlan) -> Value {
 }
 
 pub fn json(plans: &Plans) -> Value {
-    let hosts: serde_json::Map<String, Value> = plans
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), host_json(h)))
-        .collect();
+    let hosts: serde_json::Map<String, Value> = plans.hosts.iter().map(|h| (h.name.clone(), host_json(h))).collect();
     json!({
         "format": "vorstream.firewall/plans/v1",
         "hosts": hosts,
@@ -128,24 +103,12 @@ pub fn markdown(plans: &Plans) -> String {
         let _ = writeln!(s, "## {}\n", h.name);
         let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(s, "- Addresses: {}", addrs.join(", "));
-        let _ = writeln!(
-            s,
-            "- Groups: {}",
-            if h.groups.is_empty() {
-                "(none)".into()
-            } else {
-                h.groups.join(", ")
-            }
-        );
+        let _ = writeln!(s, "- Groups: {}", if h.groups.is_empty() { "(none)".into() } else { h.groups.join(", ") });
         let _ = writeln!(s, "- Services: {}\n", h.services.join(", "));
-        for (title, col, rules) in [
-            ("Inbound", "From", &h.inbound),
-            ("Outbound", "To", &h.outbound),
-        ] {
+        for (title, col, rules) in [("Inbound", "From", &h.inbound), ("Outbound", "To", &h.outbound)] {
             let _ = writeln!(s, "### {title}\n");
             // Merge rules that differ only by protocol.
-            let mut rows: BTreeMap<(u16, String), (BTreeSet<&str>, Vec<String>, String, String)> =
-                BTreeMap::new();
+            let mut rows: BTreeMap<(u16, String), (BTreeSet<&str>, Vec<String>, String, String)> = BTreeMap::new();
             for r in rules.iter() {
                 let peers: Vec<String> = h
                     .peers(r)
@@ -157,14 +120,9 @@ pub fn markdown(plans: &Plans) -> String {
                         }
                     })
                     .collect();
-                let e = rows.entry((r.port, r.id.to_string())).or_insert_with(|| {
-                    (
-                        BTreeSet::new(),
-                        peers,
-                        r.purpose.to_string(),
-                        r.label.to_string(),
-                    )
-                });
+                let e = rows
+                    .entry((r.port, r.id.to_string()))
+                    .or_insert_with(|| (BTreeSet::new(), peers, r.purpose.to_string(), r.label.to_string()));
                 e.0.insert(r.protocol.as_str());
             }
             if rows.is_empty() {
@@ -193,16 +151,7 @@ pub fn markdown(plans: &Plans) -> String {
 pub fn csv(plans: &Plans) -> Result<String, String> {
     let mut w = ::csv::Writer::from_writer(vec![]);
     let err = |e: ::csv::Error| e.to_string();
-    w.write_record([
-        "host",
-        "direction",
-        "protocol",
-        "port",
-        "peer",
-        "purpose",
-        "rule_ids",
-    ])
-    .map_err(err)?;
+    w.write_record(["host", "direction", "protocol", "port", "peer", "purpose", "rule_ids"]).map_err(err)?;
     for f in flows(plans) {
         w.write_record([
             f.host.as_str(),
@@ -220,9 +169,7 @@ pub fn csv(plans: &Plans) -> Result<String, String> {
 }
 
 fn mermaid_id(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
 /// The deployment's flows as a Mermaid flowchart: one subgraph per service holding its hosts,
@@ -250,22 +197,14 @@ pub fn mermaid(plans: &Plans) -> String {
     for h in &plans.hosts {
         for r in &h.inbound {
             let (from, to) = match &r.origin {
-                Origin::Flow { source, target } => {
-                    (mermaid_id(&svc_of(source)), mermaid_id(&svc_of(target)))
-                }
+                Origin::Flow { source, target } => (mermaid_id(&svc_of(source)), mermaid_id(&svc_of(target))),
                 Origin::Audience { audience, target } => {
                     audiences.insert(audience.to_string());
-                    (
-                        format!("aud_{}", mermaid_id(audience)),
-                        mermaid_id(&svc_of(target)),
-                    )
+                    (format!("aud_{}", mermaid_id(audience)), mermaid_id(&svc_of(target)))
                 }
                 Origin::Management => {
                     audiences.insert("Management".into());
-                    (
-                        "aud_Management".into(),
-                        format!("host_{}", mermaid_id(&h.name)),
-                    )
+                    ("aud_Management".into(), format!("host_{}", mermaid_id(&h.name)))
                 }
                 Origin::Extra { target } => {
                     audiences.insert("Extra sources".into());
@@ -308,10 +247,6 @@ pub fn summary(plans: &Plans) -> String {
             h.outbound.len()
         );
     }
-    let _ = writeln!(
-        s,
-        "# {} hosts, {total} rule-peer entries",
-        plans.hosts.len()
-    );
+    let _ = writeln!(s, "# {} hosts, {total} rule-peer entries", plans.hosts.len());
     s
 }

@@ -19,6 +19,9 @@ pub struct HostPlan {
     /// `host_firewall_management_sources`; `None` when unset (the lockout guard applies).
     #[serde(default)]
     pub management_sources: Option<Vec<String>>,
+    /// firewalld services to remove from the managed zones.
+    #[serde(default)]
+    pub remove_zone_services: Vec<String>,
     #[serde(default)]
     pub inbound: Vec<InRule>,
     #[serde(default)]
@@ -64,10 +67,8 @@ impl HostPlan {
             groups: h.groups.clone(),
             services: h.services.clone(),
             backend: o.backend.clone(),
-            management_sources: o
-                .management_sources
-                .as_ref()
-                .map(|v| v.iter().map(|n| n.to_string()).collect()),
+            management_sources: o.management_sources.as_ref().map(|v| v.iter().map(|n| n.to_string()).collect()),
+            remove_zone_services: o.remove_zone_services.clone(),
             inbound: h
                 .inbound
                 .iter()

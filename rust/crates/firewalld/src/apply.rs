@@ -59,49 +59,33 @@ pub struct Report {
 /// The inverse of an op, given the state before it ran.
 fn inverse(op: &Op, rt: Option<&Owned>, perm: &Owned) -> Vec<Op> {
     let entries = |layer: Layer, name: &str| {
-        let state = if layer == Layer::Runtime {
-            rt
-        } else {
-            Some(perm)
-        };
-        state
-            .and_then(|s| s.ipsets.get(name))
-            .map(|s| s.entries.clone())
-            .unwrap_or_default()
+        let state = if layer == Layer::Runtime { rt } else { Some(perm) };
+        state.and_then(|s| s.ipsets.get(name)).map(|s| s.entries.clone()).unwrap_or_default()
     };
     match op {
         Op::NewIpset { name, .. } => vec![Op::DeleteIpset { name: name.clone() }],
         Op::SetEntries { layer, name, .. } => {
-            vec![Op::SetEntries {
-                layer: *layer,
-                name: name.clone(),
-                entries: entries(*layer, name),
-            }]
+            vec![Op::SetEntries { layer: *layer, name: name.clone(), entries: entries(*layer, name) }]
         }
         Op::DeleteIpset { name } => match perm.ipsets.get(name) {
             Some(s) => vec![
-                Op::SetEntries {
-                    layer: Layer::Permanent,
-                    name: name.clone(),
-                    entries: s.entries.clone(),
-                },
-                Op::NewIpset {
-                    name: name.clone(),
-                    family: s.family,
-                },
+                Op::SetEntries { layer: Layer::Permanent, name: name.clone(), entries: s.entries.clone() },
+                Op::NewIpset { name: name.clone(), family: s.family },
             ],
             None => vec![],
         },
-        Op::AddRich { layer, zone, rule } => vec![Op::RemoveRich {
-            layer: *layer,
-            zone: zone.clone(),
-            rule: rule.clone(),
-        }],
-        Op::RemoveRich { layer, zone, rule } => vec![Op::AddRich {
-            layer: *layer,
-            zone: zone.clone(),
-            rule: rule.clone(),
-        }],
+        Op::AddRich { layer, zone, rule } => {
+            vec![Op::RemoveRich { layer: *layer, zone: zone.clone(), rule: rule.clone() }]
+        }
+        Op::RemoveRich { layer, zone, rule } => {
+            vec![Op::AddRich { layer: *layer, zone: zone.clone(), rule: rule.clone() }]
+        }
+        Op::AddService { layer, zone, service } => {
+            vec![Op::RemoveService { layer: *layer, zone: zone.clone(), service: service.clone() }]
+        }
+        Op::RemoveService { layer, zone, service } => {
+            vec![Op::AddService { layer: *layer, zone: zone.clone(), service: service.clone() }]
+        }
         Op::Reload => vec![],
     }
 }
@@ -113,16 +97,18 @@ pub fn converge(
     t: &Target,
     policy: &Policy,
     zones: &[String],
+    remove_services: &[String],
     check: bool,
 ) -> Result<Report, String> {
     let want = model::desired(policy, zones);
-    let (rt, perm) = match t {
+    let (rt, mut perm) = match t {
         Target::Running(f) => {
-            let rt = model::without_empty_leftovers(f.read(Layer::Runtime, zones)?, &want);
-            (Some(rt), f.read(Layer::Permanent, zones)?)
+            let rt = model::without_empty_leftovers(f.read(Layer::Runtime, zones, remove_services)?, &want);
+            (Some(rt), f.read(Layer::Permanent, zones, remove_services)?)
         }
-        Target::Offline(o) => (None, o.read(zones)?),
+        Target::Offline(o) => (None, o.read(zones, remove_services)?),
     };
+    perm.services.retain(|_, s| !s.is_empty());
     let ops = model::diff(rt.as_ref(), &perm, &want);
     let mut report = Report {
         before: render_layers(rt.as_ref(), &perm),
@@ -132,9 +118,7 @@ pub fn converge(
     if let Target::Running(f) = t {
         report.warnings.extend(f.foreign_openings(zones)?);
     } else {
-        report
-            .warnings
-            .push("firewalld is not running: changed its permanent configuration only".into());
+        report.warnings.push("firewalld is not running: changed its permanent configuration only".into());
     }
     report.ops = ops.clone();
     if check || ops.is_empty() {
@@ -189,11 +173,7 @@ fn roll_back(t: &Target, undo: &[Op], extras: Option<&Extras>) -> Result<(), Str
 fn render_layers(rt: Option<&Owned>, perm: &Owned) -> String {
     match rt {
         Some(rt) if rt == perm => model::render(perm),
-        Some(rt) => format!(
-            "[runtime]\n{}[permanent]\n{}",
-            model::render(rt),
-            model::render(perm)
-        ),
+        Some(rt) => format!("[runtime]\n{}[permanent]\n{}", model::render(rt), model::render(perm)),
         None => format!("[permanent]\n{}", model::render(perm)),
     }
 }

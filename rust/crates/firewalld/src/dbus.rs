@@ -19,14 +19,7 @@ const IF_CONFIG_ZONE: &str = "org.fedoraproject.FirewallD1.config.zone";
 const IF_CONFIG_IPSET: &str = "org.fedoraproject.FirewallD1.config.ipset";
 
 /// ipset settings as firewalld passes them: (version, short, description, type, options, entries).
-type IpsetSettings = (
-    String,
-    String,
-    String,
-    String,
-    HashMap<String, String>,
-    Vec<String>,
-);
+type IpsetSettings = (String, String, String, String, HashMap<String, String>, Vec<String>);
 
 pub struct Firewalld {
     conn: Connection,
@@ -65,43 +58,20 @@ impl Firewalld {
         };
         let fw = Firewalld { conn };
         let owned: bool = fw
-            .call(
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "NameHasOwner",
-                &(BUS,),
-                "org.freedesktop.DBus",
-            )
+            .call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", &(BUS,), "org.freedesktop.DBus")
             .map_err(|e| format!("D-Bus: {e}"))?;
         if !owned {
             return Ok(None);
         }
-        let state: OwnedValue = fw.call(
-            PATH,
-            "org.freedesktop.DBus.Properties",
-            "Get",
-            &(IF_MAIN, "state"),
-            BUS,
-        )?;
-        let state: String = state
-            .try_into()
-            .map_err(|e| format!("firewalld state: {e}"))?;
+        let state: OwnedValue = fw.call(PATH, "org.freedesktop.DBus.Properties", "Get", &(IF_MAIN, "state"), BUS)?;
+        let state: String = state.try_into().map_err(|e| format!("firewalld state: {e}"))?;
         if state != "RUNNING" {
-            return Err(format!(
-                "firewalld is {state}, not RUNNING; try again when it has started"
-            ));
+            return Err(format!("firewalld is {state}, not RUNNING; try again when it has started"));
         }
         Ok(Some(fw))
     }
 
-    fn call<B, R>(
-        &self,
-        path: &str,
-        iface: &str,
-        method: &str,
-        body: &B,
-        dest: &str,
-    ) -> Result<R, String>
+    fn call<B, R>(&self, path: &str, iface: &str, method: &str, body: &B, dest: &str) -> Result<R, String>
     where
         B: Serialize + DynamicType,
         R: DeserializeOwned + zbus::zvariant::Type,
@@ -111,9 +81,7 @@ impl Firewalld {
             .conn
             .call_method(Some(dest), path, Some(iface), method, body)
             .map_err(|e| format!("firewalld {short}.{method}: {}", describe(&e)))?;
-        msg.body()
-            .deserialize::<R>()
-            .map_err(|e| format!("firewalld {short}.{method}: unexpected reply: {e}"))
+        msg.body().deserialize::<R>().map_err(|e| format!("firewalld {short}.{method}: unexpected reply: {e}"))
     }
 
     fn fw<B, R>(&self, path: &str, iface: &str, method: &str, body: &B) -> Result<R, String>
@@ -124,13 +92,7 @@ impl Firewalld {
         self.call(path, iface, method, body, BUS)
     }
 
-    fn unit<B: Serialize + DynamicType>(
-        &self,
-        path: &str,
-        iface: &str,
-        method: &str,
-        body: &B,
-    ) -> Result<(), String> {
+    fn unit<B: Serialize + DynamicType>(&self, path: &str, iface: &str, method: &str, body: &B) -> Result<(), String> {
         let short = iface.rsplit('.').next().unwrap_or(iface);
         self.conn
             .call_method(Some(BUS), path, Some(iface), method, body)
@@ -156,57 +118,45 @@ impl Firewalld {
         self.fw(CONFIG_PATH, IF_CONFIG, "getIPSetByName", &(name,))
     }
 
-    /// Our objects in one layer, for the given zones.
-    pub fn read(&self, layer: Layer, zones: &[String]) -> Result<Owned, String> {
+    /// Our objects in one layer, for the given zones, plus which of `remove_services` are
+    /// still enabled there.
+    pub fn read(&self, layer: Layer, zones: &[String], remove_services: &[String]) -> Result<Owned, String> {
         let mut o = Owned::default();
         match layer {
             Layer::Runtime => {
                 let names: Vec<String> = self.fw(PATH, IF_IPSET, "getIPSets", &())?;
                 for n in names.into_iter().filter(|n| is_owned_ipset(n)) {
-                    let s: IpsetSettings =
-                        self.fw(PATH, IF_IPSET, "getIPSetSettings", &(n.as_str(),))?;
-                    let entries: Vec<String> =
-                        self.fw(PATH, IF_IPSET, "getEntries", &(n.as_str(),))?;
-                    o.ipsets.insert(
-                        n,
-                        Ipset {
-                            family: family_of(&s),
-                            entries: entries.into_iter().collect(),
-                        },
-                    );
+                    let s: IpsetSettings = self.fw(PATH, IF_IPSET, "getIPSetSettings", &(n.as_str(),))?;
+                    let entries: Vec<String> = self.fw(PATH, IF_IPSET, "getEntries", &(n.as_str(),))?;
+                    o.ipsets.insert(n, Ipset { family: family_of(&s), entries: entries.into_iter().collect() });
                 }
                 for z in zones {
-                    let rules: Vec<String> =
-                        self.fw(PATH, IF_ZONE, "getRichRules", &(z.as_str(),))?;
-                    o.rich.insert(
-                        z.clone(),
-                        rules.into_iter().filter(|r| is_owned_rule(r)).collect(),
-                    );
+                    let rules: Vec<String> = self.fw(PATH, IF_ZONE, "getRichRules", &(z.as_str(),))?;
+                    o.rich.insert(z.clone(), rules.into_iter().filter(|r| is_owned_rule(r)).collect());
+                    if !remove_services.is_empty() {
+                        let svcs: Vec<String> = self.fw(PATH, IF_ZONE, "getServices", &(z.as_str(),))?;
+                        o.services
+                            .insert(z.clone(), svcs.into_iter().filter(|s| remove_services.contains(s)).collect());
+                    }
                 }
             }
             Layer::Permanent => {
                 let names: Vec<String> = self.fw(CONFIG_PATH, IF_CONFIG, "getIPSetNames", &())?;
                 for n in names.into_iter().filter(|n| is_owned_ipset(n)) {
                     let p = self.config_ipset(&n)?;
-                    let s: IpsetSettings =
-                        self.fw(p.as_str(), IF_CONFIG_IPSET, "getSettings", &())?;
+                    let s: IpsetSettings = self.fw(p.as_str(), IF_CONFIG_IPSET, "getSettings", &())?;
                     let family = family_of(&s);
-                    o.ipsets.insert(
-                        n,
-                        Ipset {
-                            family,
-                            entries: s.5.into_iter().collect(),
-                        },
-                    );
+                    o.ipsets.insert(n, Ipset { family, entries: s.5.into_iter().collect() });
                 }
                 for z in zones {
                     let p = self.config_zone(z)?;
-                    let rules: Vec<String> =
-                        self.fw(p.as_str(), IF_CONFIG_ZONE, "getRichRules", &())?;
-                    o.rich.insert(
-                        z.clone(),
-                        rules.into_iter().filter(|r| is_owned_rule(r)).collect(),
-                    );
+                    let rules: Vec<String> = self.fw(p.as_str(), IF_CONFIG_ZONE, "getRichRules", &())?;
+                    o.rich.insert(z.clone(), rules.into_iter().filter(|r| is_owned_rule(r)).collect());
+                    if !remove_services.is_empty() {
+                        let svcs: Vec<String> = self.fw(p.as_str(), IF_CONFIG_ZONE, "getServices", &())?;
+                        o.services
+                            .insert(z.clone(), svcs.into_iter().filter(|s| remove_services.contains(s)).collect());
+                    }
                 }
             }
         }
@@ -228,27 +178,14 @@ impl Firewalld {
                     options,
                     vec![],
                 );
-                let _: OwnedObjectPath = self.fw(
-                    CONFIG_PATH,
-                    IF_CONFIG,
-                    "addIPSet",
-                    &(name.as_str(), settings),
-                )?;
+                let _: OwnedObjectPath = self.fw(CONFIG_PATH, IF_CONFIG, "addIPSet", &(name.as_str(), settings))?;
                 Ok(())
             }
-            Op::SetEntries {
-                layer: Layer::Runtime,
-                name,
-                entries,
-            } => {
+            Op::SetEntries { layer: Layer::Runtime, name, entries } => {
                 let e: Vec<&str> = entries.iter().map(String::as_str).collect();
                 self.unit(PATH, IF_IPSET, "setEntries", &(name.as_str(), e))
             }
-            Op::SetEntries {
-                layer: Layer::Permanent,
-                name,
-                entries,
-            } => {
+            Op::SetEntries { layer: Layer::Permanent, name, entries } => {
                 let p = self.config_ipset(name)?;
                 let e: Vec<&str> = entries.iter().map(String::as_str).collect();
                 self.unit(p.as_str(), IF_CONFIG_IPSET, "setEntries", &(e,))
@@ -257,52 +194,37 @@ impl Firewalld {
                 let p = self.config_ipset(name)?;
                 self.unit(p.as_str(), IF_CONFIG_IPSET, "remove", &())
             }
-            Op::AddRich {
-                layer: Layer::Runtime,
-                zone,
-                rule,
-            } => {
-                let _: String = self.fw(
-                    PATH,
-                    IF_ZONE,
-                    "addRichRule",
-                    &(zone.as_str(), rule.as_str(), 0i32),
-                )?;
+            Op::AddRich { layer: Layer::Runtime, zone, rule } => {
+                let _: String = self.fw(PATH, IF_ZONE, "addRichRule", &(zone.as_str(), rule.as_str(), 0i32))?;
                 Ok(())
             }
-            Op::RemoveRich {
-                layer: Layer::Runtime,
-                zone,
-                rule,
-            } => {
-                let _: String = self.fw(
-                    PATH,
-                    IF_ZONE,
-                    "removeRichRule",
-                    &(zone.as_str(), rule.as_str()),
-                )?;
+            Op::RemoveRich { layer: Layer::Runtime, zone, rule } => {
+                let _: String = self.fw(PATH, IF_ZONE, "removeRichRule", &(zone.as_str(), rule.as_str()))?;
                 Ok(())
             }
-            Op::AddRich {
-                layer: Layer::Permanent,
-                zone,
-                rule,
-            } => {
+            Op::AddRich { layer: Layer::Permanent, zone, rule } => {
                 let p = self.config_zone(zone)?;
                 self.unit(p.as_str(), IF_CONFIG_ZONE, "addRichRule", &(rule.as_str(),))
             }
-            Op::RemoveRich {
-                layer: Layer::Permanent,
-                zone,
-                rule,
-            } => {
+            Op::RemoveRich { layer: Layer::Permanent, zone, rule } => {
                 let p = self.config_zone(zone)?;
-                self.unit(
-                    p.as_str(),
-                    IF_CONFIG_ZONE,
-                    "removeRichRule",
-                    &(rule.as_str(),),
-                )
+                self.unit(p.as_str(), IF_CONFIG_ZONE, "removeRichRule", &(rule.as_str(),))
+            }
+            Op::AddService { layer: Layer::Runtime, zone, service } => {
+                let _: String = self.fw(PATH, IF_ZONE, "addService", &(zone.as_str(), service.as_str(), 0i32))?;
+                Ok(())
+            }
+            Op::RemoveService { layer: Layer::Runtime, zone, service } => {
+                let _: String = self.fw(PATH, IF_ZONE, "removeService", &(zone.as_str(), service.as_str()))?;
+                Ok(())
+            }
+            Op::AddService { layer: Layer::Permanent, zone, service } => {
+                let p = self.config_zone(zone)?;
+                self.unit(p.as_str(), IF_CONFIG_ZONE, "addService", &(service.as_str(),))
+            }
+            Op::RemoveService { layer: Layer::Permanent, zone, service } => {
+                let p = self.config_zone(zone)?;
+                self.unit(p.as_str(), IF_CONFIG_ZONE, "removeService", &(service.as_str(),))
             }
             Op::Reload => self.unit(PATH, IF_MAIN, "reload", &()),
         }
@@ -342,16 +264,10 @@ impl Firewalld {
         let now = self.extras()?;
         let mut restored = vec![];
         for b in &before.zones {
-            let n = now
-                .zones
-                .iter()
-                .find(|z| z.zone == b.zone)
-                .cloned()
-                .unwrap_or_default();
+            let n = now.zones.iter().find(|z| z.zone == b.zone).cloned().unwrap_or_default();
             let z = b.zone.as_str();
             for i in b.interfaces.difference(&n.interfaces) {
-                let _: String =
-                    self.fw(PATH, IF_ZONE, "changeZoneOfInterface", &(z, i.as_str()))?;
+                let _: String = self.fw(PATH, IF_ZONE, "changeZoneOfInterface", &(z, i.as_str()))?;
                 restored.push(format!("zone {z}: interface {i}"));
             }
             for s in b.sources.difference(&n.sources) {
@@ -363,12 +279,7 @@ impl Firewalld {
                 restored.push(format!("zone {z}: service {s}"));
             }
             for (port, proto) in b.ports.difference(&n.ports) {
-                let _: String = self.fw(
-                    PATH,
-                    IF_ZONE,
-                    "addPort",
-                    &(z, port.as_str(), proto.as_str(), 0i32),
-                )?;
+                let _: String = self.fw(PATH, IF_ZONE, "addPort", &(z, port.as_str(), proto.as_str(), 0i32))?;
                 restored.push(format!("zone {z}: port {port}/{proto}"));
             }
             for r in b.rich.difference(&n.rich) {
@@ -386,11 +297,17 @@ impl Firewalld {
             let services: Vec<String> = self.fw(PATH, IF_ZONE, "getServices", &(z.as_str(),))?;
             let ports: Vec<Vec<String>> = self.fw(PATH, IF_ZONE, "getPorts", &(z.as_str(),))?;
             if !services.is_empty() {
-                out.push(format!("zone {z} also admits services {} from anywhere (not managed by vorstream.firewall)", services.join(", ")));
+                out.push(format!(
+                    "zone {z} also admits services {} from anywhere (not managed by vorstream.firewall)",
+                    services.join(", ")
+                ));
             }
             if !ports.is_empty() {
                 let p: Vec<String> = ports.iter().map(|p| p.join("/")).collect();
-                out.push(format!("zone {z} also admits ports {} from anywhere (not managed by vorstream.firewall)", p.join(", ")));
+                out.push(format!(
+                    "zone {z} also admits ports {} from anywhere (not managed by vorstream.firewall)",
+                    p.join(", ")
+                ));
             }
         }
         Ok(out)

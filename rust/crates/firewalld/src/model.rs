@@ -37,6 +37,9 @@ pub struct Owned {
     pub ipsets: BTreeMap<String, Ipset>,
     /// zone → owned rich rules (firewalld's canonical string form).
     pub rich: BTreeMap<String, BTreeSet<String>>,
+    /// zone → services present that the operator asked us to remove
+    /// (`host_firewall_remove_zone_services`); always empty in the wanted state.
+    pub services: BTreeMap<String, BTreeSet<String>>,
 }
 
 pub fn is_owned_ipset(name: &str) -> bool {
@@ -90,13 +93,7 @@ pub fn rich_rule(family: Family, ipset: &str, port: u16, protocol: &str) -> Stri
 pub fn desired(policy: &Policy, zones: &[String]) -> Owned {
     let mut o = Owned::default();
     for ((key, fam), nets) in &policy.sets {
-        o.ipsets.insert(
-            object_name(PREFIX, key, *fam, MAX_NAME),
-            Ipset {
-                family: *fam,
-                entries: ipset_entries(nets),
-            },
-        );
+        o.ipsets.insert(object_name(PREFIX, key, *fam, MAX_NAME), Ipset { family: *fam, entries: ipset_entries(nets) });
     }
     for zone in zones {
         let rules = o.rich.entry(zone.clone()).or_default();
@@ -112,14 +109,19 @@ pub fn desired(policy: &Policy, zones: &[String]) -> Owned {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Permanent only: firewalld cannot create ipsets at runtime.
-    NewIpset { name: String, family: Family },
+    NewIpset {
+        name: String,
+        family: Family,
+    },
     SetEntries {
         layer: Layer,
         name: String,
         entries: BTreeSet<String>,
     },
     /// Permanent only.
-    DeleteIpset { name: String },
+    DeleteIpset {
+        name: String,
+    },
     AddRich {
         layer: Layer,
         zone: String,
@@ -130,6 +132,16 @@ pub enum Op {
         zone: String,
         rule: String,
     },
+    AddService {
+        layer: Layer,
+        zone: String,
+        service: String,
+    },
+    RemoveService {
+        layer: Layer,
+        zone: String,
+        service: String,
+    },
     /// Make the permanent configuration the runtime one (needed when an ipset is new).
     Reload,
 }
@@ -137,25 +149,20 @@ pub enum Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::NewIpset { name, family } => write!(
-                f,
-                "permanent: create ipset {name} (hash:net, {})",
-                ipset_family(*family)
-            ),
-            Op::SetEntries {
-                layer,
-                name,
-                entries,
-            } => write!(f, "{layer}: set ipset {name} to {} entries", entries.len()),
+            Op::NewIpset { name, family } => {
+                write!(f, "permanent: create ipset {name} (hash:net, {})", ipset_family(*family))
+            }
+            Op::SetEntries { layer, name, entries } => {
+                write!(f, "{layer}: set ipset {name} to {} entries", entries.len())
+            }
             Op::DeleteIpset { name } => write!(f, "permanent: delete ipset {name}"),
             Op::AddRich { layer, zone, rule } => write!(f, "{layer}: zone {zone}: add {rule}"),
             Op::RemoveRich { layer, zone, rule } => {
                 write!(f, "{layer}: zone {zone}: remove {rule}")
             }
-            Op::Reload => write!(
-                f,
-                "reload firewalld (new ipsets exist only in the permanent configuration)"
-            ),
+            Op::AddService { layer, zone, service } => write!(f, "{layer}: zone {zone}: add service {service}"),
+            Op::RemoveService { layer, zone, service } => write!(f, "{layer}: zone {zone}: remove service {service}"),
+            Op::Reload => write!(f, "reload firewalld (new ipsets exist only in the permanent configuration)"),
         }
     }
 }
@@ -166,39 +173,21 @@ fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
         match cur.ipsets.get(name) {
             Some(c) if c.family == w.family => {
                 if c.entries != w.entries {
-                    ops.push(Op::SetEntries {
-                        layer,
-                        name: name.clone(),
-                        entries: w.entries.clone(),
-                    });
+                    ops.push(Op::SetEntries { layer, name: name.clone(), entries: w.entries.clone() });
                 }
             }
             Some(_) => {
                 // Family changed (cannot happen with our names, but never leave a wrong set).
                 ops.push(Op::DeleteIpset { name: name.clone() });
-                ops.push(Op::NewIpset {
-                    name: name.clone(),
-                    family: w.family,
-                });
-                ops.push(Op::SetEntries {
-                    layer,
-                    name: name.clone(),
-                    entries: w.entries.clone(),
-                });
+                ops.push(Op::NewIpset { name: name.clone(), family: w.family });
+                ops.push(Op::SetEntries { layer, name: name.clone(), entries: w.entries.clone() });
             }
             None => {
                 if layer == Layer::Permanent {
-                    ops.push(Op::NewIpset {
-                        name: name.clone(),
-                        family: w.family,
-                    });
+                    ops.push(Op::NewIpset { name: name.clone(), family: w.family });
                 }
                 if !w.entries.is_empty() {
-                    ops.push(Op::SetEntries {
-                        layer,
-                        name: name.clone(),
-                        entries: w.entries.clone(),
-                    });
+                    ops.push(Op::SetEntries { layer, name: name.clone(), entries: w.entries.clone() });
                 }
             }
         }
@@ -209,22 +198,21 @@ fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
         let c = cur.rich.get(*zone).unwrap_or(&empty);
         let w = want.rich.get(*zone).unwrap_or(&empty);
         for rule in w.difference(c) {
-            ops.push(Op::AddRich {
-                layer,
-                zone: (*zone).clone(),
-                rule: rule.clone(),
-            });
+            ops.push(Op::AddRich { layer, zone: (*zone).clone(), rule: rule.clone() });
         }
     }
     for zone in &zones {
         let c = cur.rich.get(*zone).unwrap_or(&empty);
         let w = want.rich.get(*zone).unwrap_or(&empty);
         for rule in c.difference(w) {
-            ops.push(Op::RemoveRich {
-                layer,
-                zone: (*zone).clone(),
-                rule: rule.clone(),
-            });
+            ops.push(Op::RemoveRich { layer, zone: (*zone).clone(), rule: rule.clone() });
+        }
+    }
+    for (zone, services) in &cur.services {
+        for service in services {
+            if !want.services.get(zone).is_some_and(|w| w.contains(service)) {
+                ops.push(Op::RemoveService { layer, zone: zone.clone(), service: service.clone() });
+            }
         }
     }
     for (name, c) in &cur.ipsets {
@@ -234,11 +222,9 @@ fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
         match layer {
             Layer::Permanent => ops.push(Op::DeleteIpset { name: name.clone() }),
             // A runtime ipset can only go away with a reload; emptying it is as good.
-            Layer::Runtime if !c.entries.is_empty() => ops.push(Op::SetEntries {
-                layer,
-                name: name.clone(),
-                entries: BTreeSet::new(),
-            }),
+            Layer::Runtime if !c.entries.is_empty() => {
+                ops.push(Op::SetEntries { layer, name: name.clone(), entries: BTreeSet::new() })
+            }
             Layer::Runtime => {}
         }
     }
@@ -267,21 +253,20 @@ pub fn render(o: &Owned) -> String {
     let mut s = String::new();
     for (name, set) in &o.ipsets {
         if set.entries.is_empty() {
-            s.push_str(&format!(
-                "ipset {name} ({}): (empty)\n",
-                ipset_family(set.family)
-            ));
+            s.push_str(&format!("ipset {name} ({}): (empty)\n", ipset_family(set.family)));
         }
         for e in &set.entries {
-            s.push_str(&format!(
-                "ipset {name} ({}): {e}\n",
-                ipset_family(set.family)
-            ));
+            s.push_str(&format!("ipset {name} ({}): {e}\n", ipset_family(set.family)));
         }
     }
     for (zone, rules) in &o.rich {
         for r in rules {
             s.push_str(&format!("zone {zone}: {r}\n"));
+        }
+    }
+    for (zone, services) in &o.services {
+        for svc in services {
+            s.push_str(&format!("zone {zone}: service {svc}\n"));
         }
     }
     s
@@ -290,9 +275,9 @@ pub fn render(o: &Owned) -> String {
 /// Runtime leftovers that are harmless: empty owned ipsets no rule uses (they vanish with
 /// the next reload). Drop them before comparing or rendering.
 pub fn without_empty_leftovers(mut rt: Owned, want: &Owned) -> Owned {
-    rt.ipsets
-        .retain(|n, s| !s.entries.is_empty() || want.ipsets.contains_key(n));
+    rt.ipsets.retain(|n, s| !s.entries.is_empty() || want.ipsets.contains_key(n));
     rt.rich.retain(|_, r| !r.is_empty());
+    rt.services.retain(|_, r| !r.is_empty());
     rt
 }
 
@@ -310,12 +295,7 @@ mod tests {
         }
         for (k, port) in accepts {
             p.accepts.insert(
-                Accept {
-                    set: k.to_string(),
-                    family: Family::V4,
-                    protocol: Proto::Tcp,
-                    port: *port,
-                },
+                Accept { set: k.to_string(), family: Family::V4, protocol: Proto::Tcp, port: *port },
                 Default::default(),
             );
         }
@@ -327,10 +307,7 @@ mod tests {
         let p = policy(&[("a-user", &["0.0.0.0/0"])], &[("a-user", 8081)]);
         let d = desired(&p, &["public".into()]);
         let set = &d.ipsets["vorfw-a-user-4"];
-        assert_eq!(
-            set.entries.iter().collect::<Vec<_>>(),
-            ["0.0.0.0/1", "128.0.0.0/1"]
-        );
+        assert_eq!(set.entries.iter().collect::<Vec<_>>(), ["0.0.0.0/1", "128.0.0.0/1"]);
         assert_eq!(
             d.rich["public"].iter().next().unwrap(),
             "rule family=\"ipv4\" source ipset=\"vorfw-a-user-4\" port port=\"8081\" protocol=\"tcp\" accept"
@@ -344,73 +321,36 @@ mod tests {
         let want = desired(&p, &["public".into()]);
         assert!(diff(Some(&want), &want, &want).is_empty());
         let ops = diff(Some(&Owned::default()), &Owned::default(), &want);
-        assert_eq!(
-            ops[0],
-            Op::NewIpset {
-                name: "vorfw-g-x-4".into(),
-                family: Family::V4
-            }
-        );
+        assert_eq!(ops[0], Op::NewIpset { name: "vorfw-g-x-4".into(), family: Family::V4 });
         assert_eq!(ops.last(), Some(&Op::Reload));
-        assert!(diff(None, &Owned::default(), &want)
-            .iter()
-            .all(|o| *o != Op::Reload));
+        assert!(diff(None, &Owned::default(), &want).iter().all(|o| *o != Op::Reload));
     }
 
     #[test]
     fn membership_changes_update_in_place_and_stale_objects_go() {
         let old = desired(
-            &policy(
-                &[("g-x", &["10.0.0.1/32"]), ("g-old", &["10.0.0.9/32"])],
-                &[("g-x", 100), ("g-old", 200)],
-            ),
+            &policy(&[("g-x", &["10.0.0.1/32"]), ("g-old", &["10.0.0.9/32"])], &[("g-x", 100), ("g-old", 200)]),
             &["public".into()],
         );
-        let new = desired(
-            &policy(&[("g-x", &["10.0.0.1/32", "10.0.0.2/32"])], &[("g-x", 100)]),
-            &["public".into()],
-        );
+        let new = desired(&policy(&[("g-x", &["10.0.0.1/32", "10.0.0.2/32"])], &[("g-x", 100)]), &["public".into()]);
         let ops = diff(Some(&old), &old, &new);
         assert!(!ops.contains(&Op::Reload));
-        assert!(ops.iter().any(|o| matches!(o, Op::SetEntries { layer: Layer::Runtime, name, .. } if name == "vorfw-g-x-4")));
         assert!(ops
             .iter()
-            .any(|o| matches!(o, Op::DeleteIpset { name } if name == "vorfw-g-old-4")));
-        assert!(ops.iter().any(|o| matches!(
-            o,
-            Op::RemoveRich {
-                layer: Layer::Runtime,
-                ..
-            }
-        )));
+            .any(|o| matches!(o, Op::SetEntries { layer: Layer::Runtime, name, .. } if name == "vorfw-g-x-4")));
+        assert!(ops.iter().any(|o| matches!(o, Op::DeleteIpset { name } if name == "vorfw-g-old-4")));
+        assert!(ops.iter().any(|o| matches!(o, Op::RemoveRich { layer: Layer::Runtime, .. })));
         // Stale runtime set is emptied, not deleted (that needs a reload).
         assert!(ops.iter().any(|o| matches!(o, Op::SetEntries { layer: Layer::Runtime, name, entries } if name == "vorfw-g-old-4" && entries.is_empty())));
         // rules are removed before their set is deleted
-        let rm = ops
-            .iter()
-            .position(|o| {
-                matches!(
-                    o,
-                    Op::RemoveRich {
-                        layer: Layer::Permanent,
-                        ..
-                    }
-                )
-            })
-            .unwrap();
-        let del = ops
-            .iter()
-            .position(|o| matches!(o, Op::DeleteIpset { .. }))
-            .unwrap();
+        let rm = ops.iter().position(|o| matches!(o, Op::RemoveRich { layer: Layer::Permanent, .. })).unwrap();
+        let del = ops.iter().position(|o| matches!(o, Op::DeleteIpset { .. })).unwrap();
         assert!(rm < del);
     }
 
     #[test]
     fn render_is_line_per_object() {
-        let want = desired(
-            &policy(&[("g-x", &["10.0.0.1/32"])], &[("g-x", 100)]),
-            &["public".into()],
-        );
+        let want = desired(&policy(&[("g-x", &["10.0.0.1/32"])], &[("g-x", 100)]), &["public".into()]);
         let r = render(&want);
         assert_eq!(r.lines().count(), 2);
         assert!(r.starts_with("ipset vorfw-g-x-4 (inet): 10.0.0.1/32\n"));

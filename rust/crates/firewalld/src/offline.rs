@@ -30,12 +30,7 @@ impl Offline {
             } else {
                 err.into_owned()
             };
-            Err(format!(
-                "{} {}: {}",
-                self.program,
-                args.join(" "),
-                msg.trim()
-            ))
+            Err(format!("{} {}: {}", self.program, args.join(" "), msg.trim()))
         }
     }
 
@@ -45,20 +40,14 @@ impl Offline {
 
     pub fn zone_of_interface(&self, iface: &str) -> Result<Option<String>, String> {
         match self.run(&[&format!("--get-zone-of-interface={iface}")]) {
-            Ok(z) if !z.trim().is_empty() && z.trim() != "no zone" => {
-                Ok(Some(z.trim().to_string()))
-            }
+            Ok(z) if !z.trim().is_empty() && z.trim() != "no zone" => Ok(Some(z.trim().to_string())),
             _ => Ok(None),
         }
     }
 
-    pub fn read(&self, zones: &[String]) -> Result<Owned, String> {
+    pub fn read(&self, zones: &[String], remove_services: &[String]) -> Result<Owned, String> {
         let mut o = Owned::default();
-        for name in self
-            .run(&["--get-ipsets"])?
-            .split_whitespace()
-            .filter(|n| is_owned_ipset(n))
-        {
+        for name in self.run(&["--get-ipsets"])?.split_whitespace().filter(|n| is_owned_ipset(n)) {
             let info = self.run(&[&format!("--info-ipset={name}")])?;
             let mut family = Family::V4;
             let mut entries = Default::default();
@@ -76,20 +65,22 @@ impl Offline {
         }
         for z in zones {
             let rules = self.run(&[&format!("--zone={z}"), "--list-rich-rules"])?;
-            o.rich.insert(
-                z.clone(),
-                rules
-                    .lines()
-                    .map(str::trim)
-                    .filter(|r| is_owned_rule(r))
-                    .map(str::to_string)
-                    .collect(),
-            );
+            let owned = rules.lines().map(str::trim).filter(|r| is_owned_rule(r)).map(str::to_string);
+            o.rich.insert(z.clone(), owned.collect());
+            if !remove_services.is_empty() {
+                let svcs = self.run(&[&format!("--zone={z}"), "--list-services"])?;
+                let present =
+                    svcs.split_whitespace().filter(|s| remove_services.iter().any(|r| r == s)).map(str::to_string);
+                o.services.insert(z.clone(), present.collect());
+            }
         }
         Ok(o)
     }
 
     pub fn exec(&self, op: &Op) -> Result<(), String> {
+        let zone_arg = |zone: &str, what: String| -> Result<(), String> {
+            self.run(&[&format!("--zone={zone}"), &what]).map(|_| ())
+        };
         match op {
             Op::NewIpset { name, family } => {
                 let mut args = vec![format!("--new-ipset={name}"), "--type=hash:net".to_string()];
@@ -99,86 +90,54 @@ impl Offline {
                 let a: Vec<&str> = args.iter().map(String::as_str).collect();
                 self.run(&a).map(|_| ())
             }
-            Op::SetEntries {
-                layer: Layer::Permanent,
-                name,
-                entries,
-            } => {
+            Op::SetEntries { layer: Layer::Permanent, name, entries } => {
                 // Replace the entries: remove what is there, then add from a file (one run each).
                 let current = self.read_entries(name)?;
                 if !current.is_empty() {
                     let f = temp_list(&current)?;
-                    self.run(&[
-                        &format!("--ipset={name}"),
-                        &format!("--remove-entries-from-file={}", f.display()),
-                    ])?;
+                    let r =
+                        self.run(&[&format!("--ipset={name}"), &format!("--remove-entries-from-file={}", f.display())]);
                     let _ = std::fs::remove_file(&f);
+                    r?;
                 }
                 if !entries.is_empty() {
                     let list: Vec<String> = entries.iter().cloned().collect();
                     let f = temp_list(&list)?;
-                    let r = self.run(&[
-                        &format!("--ipset={name}"),
-                        &format!("--add-entries-from-file={}", f.display()),
-                    ]);
+                    let r =
+                        self.run(&[&format!("--ipset={name}"), &format!("--add-entries-from-file={}", f.display())]);
                     let _ = std::fs::remove_file(&f);
                     r?;
                 }
                 Ok(())
             }
             Op::DeleteIpset { name } => self.run(&[&format!("--delete-ipset={name}")]).map(|_| ()),
-            Op::AddRich {
-                layer: Layer::Permanent,
-                zone,
-                rule,
-            } => self
-                .run(&[
-                    &format!("--zone={zone}"),
-                    &format!("--add-rich-rule={rule}"),
-                ])
-                .map(|_| ()),
-            Op::RemoveRich {
-                layer: Layer::Permanent,
-                zone,
-                rule,
-            } => self
-                .run(&[
-                    &format!("--zone={zone}"),
-                    &format!("--remove-rich-rule={rule}"),
-                ])
-                .map(|_| ()),
+            Op::AddRich { layer: Layer::Permanent, zone, rule } => zone_arg(zone, format!("--add-rich-rule={rule}")),
+            Op::RemoveRich { layer: Layer::Permanent, zone, rule } => {
+                zone_arg(zone, format!("--remove-rich-rule={rule}"))
+            }
+            Op::AddService { layer: Layer::Permanent, zone, service } => {
+                zone_arg(zone, format!("--add-service={service}"))
+            }
+            Op::RemoveService { layer: Layer::Permanent, zone, service } => {
+                zone_arg(zone, format!("--remove-service-from-zone={service}"))
+            }
             // Without a daemon there is no runtime layer to change.
-            Op::SetEntries {
-                layer: Layer::Runtime,
-                ..
-            }
-            | Op::AddRich {
-                layer: Layer::Runtime,
-                ..
-            }
-            | Op::RemoveRich {
-                layer: Layer::Runtime,
-                ..
-            }
+            Op::SetEntries { layer: Layer::Runtime, .. }
+            | Op::AddRich { layer: Layer::Runtime, .. }
+            | Op::RemoveRich { layer: Layer::Runtime, .. }
+            | Op::AddService { layer: Layer::Runtime, .. }
+            | Op::RemoveService { layer: Layer::Runtime, .. }
             | Op::Reload => Ok(()),
         }
     }
 
     fn read_entries(&self, name: &str) -> Result<Vec<String>, String> {
-        Ok(self
-            .run(&[&format!("--ipset={name}"), "--get-entries"])?
-            .split_whitespace()
-            .map(str::to_string)
-            .collect())
+        Ok(self.run(&[&format!("--ipset={name}"), "--get-entries"])?.split_whitespace().map(str::to_string).collect())
     }
 }
 
 fn temp_list(items: &[String]) -> Result<std::path::PathBuf, String> {
-    let path = std::env::temp_dir().join(format!(
-        "vorfw-entries-{}-{}",
-        std::process::id(),
-        items.len()
-    ));
+    let path = std::env::temp_dir().join(format!("vorfw-entries-{}-{}", std::process::id(), items.len()));
     let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     for i in items {
         writeln!(f, "{i}").map_err(|e| format!("{}: {e}", path.display()))?;

@@ -15,19 +15,21 @@ fn main() {
 fn body(m: &mut Module) -> Result<Outcome, Failure> {
     m.allow_only(&["plan", "backend", "controller_address", "zones"])?;
     let plan: HostPlan = match m.args.get("plan") {
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| Failure::new(format!("plan: not a host plan: {e}")))?,
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| Failure::new(format!("plan: not a host plan: {e}")))?
+        }
         None => return Err(Failure::new("missing required argument: plan")),
     };
     let backend = m.str_arg("backend")?.unwrap_or(&plan.backend).to_string();
     let controller = match m.str_arg("controller_address")? {
         None | Some("") => None,
-        Some(s) => Some(s.trim().parse::<IpAddr>().map_err(|_| {
-            Failure::new(format!("controller_address: '{s}' is not an IP address"))
-        })?),
+        Some(s) => Some(
+            s.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| Failure::new(format!("controller_address: '{s}' is not an IP address")))?,
+        ),
     };
-    let pol = policy::inbound(&plan, controller)
-        .map_err(|e| Failure::new(format!("host {}: {e}", plan.name)))?;
+    let pol = policy::inbound(&plan, controller).map_err(|e| Failure::new(format!("host {}: {e}", plan.name)))?;
     match backend.as_str() {
         "auto" | "firewalld" => firewalld(m, &plan, &pol),
         "ufw" | "nftables" => Err(Failure::new(format!(
@@ -44,36 +46,20 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
 /// The zones serving the host's plan addresses (the default zone for unbound interfaces).
 fn zones(t: &Target, plan: &HostPlan, m: &mut Module) -> Result<Vec<String>, Failure> {
     if let Some(Value::Array(z)) = m.args.get("zones") {
-        let z: Vec<String> = z
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect();
+        let z: Vec<String> = z.iter().filter_map(Value::as_str).map(str::to_string).collect();
         if !z.is_empty() {
             return Ok(z);
         }
     }
-    let wanted: BTreeSet<IpAddr> = plan
-        .addresses
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let wanted: BTreeSet<IpAddr> = plan.addresses.iter().filter_map(|a| a.parse().ok()).collect();
     let ifs = vorfw_shell::interfaces().map_err(Failure::new)?;
-    let mut names: BTreeSet<String> = ifs
-        .iter()
-        .filter(|(_, a)| wanted.contains(a))
-        .map(|(n, _)| n.clone())
-        .collect();
+    let mut names: BTreeSet<String> = ifs.iter().filter(|(_, a)| wanted.contains(a)).map(|(n, _)| n.clone()).collect();
     if names.is_empty() {
         m.warn(format!(
             "none of the host's plan addresses ({}) is on a local interface (NAT?); using every non-loopback interface's zone",
             plan.addresses.join(", ")
         ));
-        names = ifs
-            .iter()
-            .filter(|(n, a)| n != "lo" && !a.is_loopback())
-            .map(|(n, _)| n.clone())
-            .collect();
+        names = ifs.iter().filter(|(n, a)| n != "lo" && !a.is_loopback()).map(|(n, _)| n.clone()).collect();
     }
     let mut zones = BTreeSet::new();
     for n in names {
@@ -91,7 +77,7 @@ fn zones(t: &Target, plan: &HostPlan, m: &mut Module) -> Result<Vec<String>, Fai
 fn firewalld(m: &mut Module, plan: &HostPlan, pol: &policy::Policy) -> Result<Outcome, Failure> {
     let t = Target::detect().map_err(|e| Failure::new(format!("host {}: {e}", plan.name)))?;
     let zones = zones(&t, plan, m)?;
-    let report = converge(&t, pol, &zones, m.check_mode)
+    let report = converge(&t, pol, &zones, &plan.remove_zone_services, m.check_mode)
         .map_err(|e| Failure::new(format!("host {}: firewalld: {e}", plan.name)))?;
     for w in &report.warnings {
         m.warn(w.clone());
@@ -100,10 +86,7 @@ fn firewalld(m: &mut Module, plan: &HostPlan, pol: &policy::Policy) -> Result<Ou
     data.insert("backend".into(), json!("firewalld"));
     data.insert("firewalld_running".into(), json!(t.is_running()));
     data.insert("zones".into(), json!(zones));
-    data.insert(
-        "changes".into(),
-        json!(report.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>()),
-    );
+    data.insert("changes".into(), json!(report.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>()));
     data.insert("restored".into(), json!(report.restored));
     data.insert(
         "accepts".into(),

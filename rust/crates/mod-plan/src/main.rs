@@ -12,7 +12,7 @@ fn main() {
 }
 
 fn body(m: &mut Module) -> Result<Outcome, Failure> {
-    m.allow_only(&["groups", "hostvars", "inventory", "hosts"])?;
+    m.allow_only(&["groups", "hostvars", "inventory", "hosts", "probes", "probe_management"])?;
     let inv_json = match (m.args.get("inventory"), m.args.get("groups"), m.args.get("hostvars")) {
         (Some(inv), None, None) => inv.clone(),
         (None, Some(Value::Object(groups)), Some(Value::Object(hostvars))) => {
@@ -23,11 +23,9 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
             top.insert("_meta".into(), json!({ "hostvars": hostvars }));
             Value::Object(top)
         }
-        _ => {
-            return Err(Failure::new(
-                "give either 'inventory' (the JSON of ansible-inventory --list) or both 'groups' and 'hostvars' as objects",
-            ))
-        }
+        _ => return Err(Failure::new(
+            "give either 'inventory' (the JSON of ansible-inventory --list) or both 'groups' and 'hostvars' as objects",
+        )),
     };
     let inv = Inventory::from_ansible_json(&inv_json)?;
     let mut resolve = vorfw_shell::resolve;
@@ -43,11 +41,18 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         }
     }
     let mut data = Map::new();
+    if m.bool_arg("probes", false)? {
+        let with_mgmt = m.bool_arg("probe_management", false)?;
+        let probes: Map<String, Value> = plans
+            .hosts
+            .iter()
+            .map(|h| {
+                (h.name.clone(), json!(vorfw_core::verify::probes(&plans, Matrix::embedded(), &h.name, with_mgmt)))
+            })
+            .collect();
+        data.insert("probes".into(), Value::Object(probes));
+    }
     data.insert("plans".into(), out["hosts"].take());
     data.insert("flow_count".into(), json!(render::flows(&plans).len()));
-    Ok(Outcome {
-        changed: false,
-        data,
-        ..Default::default()
-    })
+    Ok(Outcome { changed: false, data, ..Default::default() })
 }

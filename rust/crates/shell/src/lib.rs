@@ -8,17 +8,13 @@ use std::process::Command;
 
 /// Resolve a host name through the system resolver (/etc/hosts, DNS, ...).
 pub fn resolve(name: &str) -> Result<Vec<IpAddr>, String> {
-    (name, 0u16)
-        .to_socket_addrs()
-        .map(|it| it.map(|sa| sa.ip()).collect())
-        .map_err(|e| e.to_string())
+    (name, 0u16).to_socket_addrs().map(|it| it.map(|sa| sa.ip()).collect()).map_err(|e| e.to_string())
 }
 
 /// Whether a JSON value is the output of `ansible-inventory --list` (which always has `_meta`;
 /// a YAML inventory written as JSON does not).
 pub fn is_inventory_list(v: &Value) -> bool {
-    v.as_object()
-        .is_some_and(|o| o.get("_meta").is_some_and(Value::is_object))
+    v.as_object().is_some_and(|o| o.get("_meta").is_some_and(Value::is_object))
 }
 
 /// Run `ansible-inventory --list` on inventory sources, as Ansible itself would read them.
@@ -33,21 +29,12 @@ pub fn ansible_inventory(program: &str, sources: &[String]) -> Result<Value, Str
     })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        return Err(format!(
-            "{program} failed ({}): {}",
-            out.status,
-            stderr.trim()
-        ));
+        return Err(format!("{program} failed ({}): {}", out.status, stderr.trim()));
     }
     // ansible-inventory only warns when a source cannot be parsed; treat that as an error.
-    if let Some(line) = stderr
-        .lines()
-        .find(|l| l.contains("Unable to parse") || l.contains("No inventory was parsed"))
+    if let Some(line) = stderr.lines().find(|l| l.contains("Unable to parse") || l.contains("No inventory was parsed"))
     {
-        return Err(format!(
-            "{program}: {}",
-            line.trim_start_matches("[WARNING]: ").trim()
-        ));
+        return Err(format!("{program}: {}", line.trim_start_matches("[WARNING]: ").trim()));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("{program} printed invalid JSON: {e}"))
 }
@@ -59,8 +46,7 @@ pub fn extra_vars(args: &[String]) -> Result<Map<String, Value>, String> {
     for a in args {
         let a = a.trim();
         if let Some(path) = a.strip_prefix('@') {
-            let text =
-                std::fs::read_to_string(Path::new(path)).map_err(|e| format!("-e @{path}: {e}"))?;
+            let text = std::fs::read_to_string(Path::new(path)).map_err(|e| format!("-e @{path}: {e}"))?;
             match serde_json::from_str::<Value>(&text) {
                 Ok(Value::Object(o)) => out.extend(o),
                 _ => return Err(format!("-e @{path}: expected a JSON object")),
@@ -72,9 +58,7 @@ pub fn extra_vars(args: &[String]) -> Result<Map<String, Value>, String> {
             }
         } else {
             for pair in split_words(a)? {
-                let (k, v) = pair
-                    .split_once('=')
-                    .ok_or_else(|| format!("-e {pair}: expected KEY=VALUE"))?;
+                let (k, v) = pair.split_once('=').ok_or_else(|| format!("-e {pair}: expected KEY=VALUE"))?;
                 if k.is_empty() {
                     return Err(format!("-e {pair}: empty variable name"));
                 }
@@ -140,17 +124,12 @@ mod tests {
         assert_eq!(v["b"], "x y");
         assert_eq!(v["c"][0], 1);
         assert_eq!(v["host_firewall_admin_sources"], "[10.0.0.0/8]");
-        assert!(extra_vars(&["novalue".into()])
-            .unwrap_err()
-            .contains("expected KEY=VALUE"));
+        assert!(extra_vars(&["novalue".into()]).unwrap_err().contains("expected KEY=VALUE"));
     }
 
     #[test]
     fn loopback_resolves() {
-        assert!(resolve("localhost")
-            .unwrap()
-            .iter()
-            .any(|a| a.is_loopback()));
+        assert!(resolve("localhost").unwrap().iter().any(|a| a.is_loopback()));
     }
 }
 
@@ -170,9 +149,7 @@ pub fn interfaces() -> Result<Vec<(String, IpAddr)>, String> {
             if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
                 continue;
             }
-            let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
-                .to_string_lossy()
-                .into_owned();
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
             let addr = match i32::from((*ifa.ifa_addr).sa_family) {
                 libc::AF_INET => {
                     let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
@@ -196,9 +173,6 @@ mod iface_tests {
     #[test]
     fn loopback_is_listed() {
         let ifs = super::interfaces().unwrap();
-        assert!(
-            ifs.iter().any(|(n, a)| n == "lo" && a.is_loopback()),
-            "{ifs:?}"
-        );
+        assert!(ifs.iter().any(|(n, a)| n == "lo" && a.is_loopback()), "{ifs:?}");
     }
 }

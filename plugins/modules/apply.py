@@ -1,0 +1,110 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vorstream.firewall contributors
+# Apache License 2.0
+# Documentation stub: the module is a Rust binary (rust/crates/mod-apply), dispatched by
+# plugins/action/apply.py to plugins/modules/__bin__/apply_<arch>.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: apply
+short_description: Make a host's firewall admit exactly its VOR Stream plan
+version_added: "0.1.0"
+description:
+  - Enforces one host's plan (from M(vorstream.firewall.plan)) with the host's firewall.
+  - B(firewalld) - talks to firewalld over its D-Bus API and changes the runtime and the
+    permanent configuration together. Each peer set becomes one C(hash:net) ipset per address
+    family, named C(vorfw-<set>-4) or C(vorfw-<set>-6); each accepted port is a rich rule pairing
+    such an ipset with the port, in the zones serving the interfaces that carry the host's plan
+    addresses (sources are never bound to zones). Only objects named C(vorfw-...) and rich rules
+    whose source is such an ipset are ever changed; owned objects the plan no longer has are
+    removed. Everything else (your own rich rules, services and ports, Docker's or fail2ban's
+    rules) is left alone, and runtime-only items a reload would drop are put back.
+  - New ipsets exist only after a reload (a firewalld limitation); membership changes are applied
+    in place without one.
+  - When firewalld is not running, the permanent configuration is edited offline with
+    C(firewall-offline-cmd).
+  - An unchanged plan makes no write calls and reports C(changed=false). In check mode nothing is
+    written and C(changes) lists exactly what would be done; with C(--diff) the owned objects
+    before and after are shown one per line.
+  - If a step fails, the steps already done are undone and the error names the failed step.
+  - When the plan's C(management_sources) is null (C(host_firewall_management_sources) unset),
+    SSH stays open from the controller's address as the host sees it (lockout guard).
+author:
+  - vorstream.firewall contributors
+options:
+  plan:
+    description: One host's plan, as returned by M(vorstream.firewall.plan) in C(plans[host]).
+    type: dict
+    required: true
+  backend:
+    description:
+      - Overrides the plan's backend (C(host_firewall_backend)). C(auto) uses firewalld.
+    type: str
+    choices: [auto, firewalld, ufw, nftables]
+  controller_address:
+    description:
+      - The controller's address for the lockout guard. By default the action plugin takes it
+        from the SSH connection (or C(host_firewall_controller_address)).
+    type: str
+  zones:
+    description: firewalld zones to manage instead of the zones serving the host's addresses.
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - Needs root (D-Bus access to firewalld); use C(become=true).
+  - The binary is static (musl) for x86_64 and aarch64 and runs on RHEL 8/9, Ubuntu and Debian.
+"""
+
+EXAMPLES = r"""
+- name: Plan once
+  vorstream.firewall.plan:
+  run_once: true
+  delegate_to: localhost
+  register: fw
+
+- name: Enforce each host's plan
+  vorstream.firewall.apply:
+    plan: "{{ fw.plans[inventory_hostname] }}"
+  become: true
+"""
+
+RETURN = r"""
+backend:
+  description: The backend used.
+  returned: success
+  type: str
+  sample: firewalld
+firewalld_running:
+  description: Whether firewalld was running (false means the permanent configuration was edited offline).
+  returned: success
+  type: bool
+zones:
+  description: The zones managed.
+  returned: success
+  type: list
+  elements: str
+changes:
+  description: What was (or in check mode would be) done, one step per item.
+  returned: success
+  type: list
+  elements: str
+restored:
+  description: Runtime-only items of others that a reload dropped and that were put back.
+  returned: success
+  type: list
+  elements: str
+accepts:
+  description: The accepted (set, family, protocol, port) entries with the plan rule ids behind each.
+  returned: success
+  type: list
+  elements: dict
+"""
