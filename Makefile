@@ -14,9 +14,11 @@ ARCHES ?= x86_64 aarch64
 MODULES := plan apply verify
 RUST_TARGETS := $(foreach a,$(ARCHES),$(a)-unknown-linux-musl)
 HOST_ARCH := $(shell uname -m)
-APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus socat ncat
+APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat
+LAB_INV := -i tests/lab/inventory.ini -i tests/lab/demo.yml
+export ANSIBLE_FORKS ?= 16
 
-.PHONY: setup setup-apt setup-venv setup-rust build link test test-unit test-cli test-ansible demo bench collection clean lab-up lab-down
+.PHONY: setup setup-apt setup-venv setup-rust build link test test-unit test-cli test-ansible test-lab demo bench collection clean lab-up lab-down
 
 ## setup: everything a fresh Debian 12 machine needs (idempotent)
 setup: setup-apt setup-venv setup-rust link
@@ -24,7 +26,7 @@ setup: setup-apt setup-venv setup-rust link
 setup-apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "apt: installing $$missing"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	  tests/lab/lab.sh deps >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 $(VENV)/.stamp: requirements.txt
 	python3 -m venv $(VENV)
@@ -49,8 +51,8 @@ build: setup-rust link
 	  install -m 0755 rust/target/$$a-unknown-linux-musl/release/$$m plugins/modules/__bin__/$${m}_$$a; done; done
 	install -m 0755 rust/target/$(HOST_ARCH)-unknown-linux-musl/release/vorfw bin/vorfw
 
-## test: every test
-test: setup build test-unit test-cli test-ansible
+## test: every test (the lab tests bring the lab up themselves and take it down at the end)
+test: setup build test-unit test-cli test-ansible test-lab
 
 test-unit:
 	cd rust && cargo test --locked -q --workspace
@@ -62,11 +64,25 @@ test-cli:
 test-ansible:
 	$(VENV)/bin/pytest -q tests/ansible
 
-## demo: the main job on the built-in default
+test-lab:
+	$(VENV)/bin/pytest -q tests/integration
+
+lab-up: setup
+	tests/lab/lab.sh up
+
+lab-down:
+	tests/lab/lab.sh down
+
+## demo: the main job on the built-in default: the lab, converged and proven with packets
 demo: setup build
-	@for inv in examples/single-tier.ini examples/multi-tier.yml; do \
-	  echo "== $$inv: flows per host"; bin/vorfw plan -i $$inv --format summary; done
-	@echo "== examples/multi-tier.yml: the plan for sign-off"; bin/vorfw plan -i examples/multi-tier.yml --format markdown | head -60
+	@echo "== planning the example inventories"
+	@for inv in examples/single-tier.ini examples/multi-tier.yml; do bin/vorfw plan -i $$inv --format summary | tail -1 | sed "s|^# |$$inv: |"; done
+	@echo "== bringing the lab up (12 hosts, each with its own firewalld and sshd)"
+	tests/lab/lab.sh up
+	@echo "== ansible-playbook playbooks/site.yml"
+	ansible-playbook $(LAB_INV) playbooks/site.yml
+	@echo "== proving every flow with real packets"
+	ansible-playbook $(LAB_INV) playbooks/verify.yml -e verify_probe_management=true
 
 bench: setup build
 	bench/plan.sh

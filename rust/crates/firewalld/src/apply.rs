@@ -132,7 +132,12 @@ pub fn converge(
             (Op::Reload, Target::Running(f)) => f.extras().and_then(|x| {
                 extras = Some(x.clone());
                 f.exec(op)?;
-                report.restored = f.restore(&x)?;
+                // Put back what others had at runtime, except the services we were told to remove.
+                let mut keep = x;
+                for z in &mut keep.zones {
+                    z.services.retain(|s| !remove_services.contains(s));
+                }
+                report.restored = f.restore(&keep)?;
                 Ok(())
             }),
             _ => t.exec(op),
@@ -170,9 +175,9 @@ fn roll_back(t: &Target, undo: &[Op], extras: Option<&Extras>) -> Result<(), Str
     }
 }
 
+/// Both layers, labelled, so that before and after diff line by line.
 fn render_layers(rt: Option<&Owned>, perm: &Owned) -> String {
     match rt {
-        Some(rt) if rt == perm => model::render(perm),
         Some(rt) => format!("[runtime]\n{}[permanent]\n{}", model::render(rt), model::render(perm)),
         None => format!("[permanent]\n{}", model::render(perm)),
     }
