@@ -5,7 +5,7 @@ import json
 import tarfile
 import textwrap
 
-from conftest import ROOT, run
+from helpers import ROOT, run
 
 
 def test_ansible_doc_plan():

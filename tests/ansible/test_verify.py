@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import ROOT, run
+from helpers import ROOT, run
 
 LO = "127.0.0.1"
 BINARY = ROOT / "plugins" / "modules" / "__bin__" / "verify_x86_64"

@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 from oracle import SEED, parse_seed
 
 MATRIX = json.loads((ROOT / "data" / "port_matrix.json").read_text())

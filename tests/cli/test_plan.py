@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT, run
+from helpers import ROOT, run
 from oracle import expected_flows
 
 

@@ -131,7 +131,7 @@ ansible_python_interpreter=/usr/bin/python3
 [lab]
 EOF
     for n in "${HOSTS[@]}"; do
-        printf '%-9s ansible_host=%s lab_ipv6=%s lab_backend=%s host_firewall_address=["%s","%s"]\n' \
+        printf '%-9s ansible_host=%s lab_ipv6=%s lab_backend=%s host_firewall_address='\''["%s","%s"]'\''\n' \
             "$n" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}" "${BACKEND[$n]}" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}"
         IFS=, read -r -a gs <<<"${GROUPS_OF[$n]}"
         for g in "${gs[@]}"; do

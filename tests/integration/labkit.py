@@ -1,0 +1,61 @@
+"""Helpers to drive the namespace lab (tests/lab/lab.sh)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from helpers import ROOT, env
+
+LAB = ROOT / "tests" / "lab" / "lab.sh"
+INVENTORY = ROOT / "tests" / "lab" / "inventory.ini"
+DEMO = ROOT / "tests" / "lab" / "demo.yml"
+HOSTS = [l.split()[0] for l in INVENTORY.read_text().split("[lab]")[1].split("\n\n")[0].strip().splitlines()]
+
+
+def lab(*args, check=True, input=None) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(LAB), *args], capture_output=True, text=True, input=input)
+    if check and r.returncode != 0:
+        raise AssertionError(f"lab.sh {' '.join(args)} failed: {r.stdout}\n{r.stderr}")
+    return r
+
+
+def on(host, script, check=True) -> str:
+    """Run a shell script inside a lab host (its network and mount namespaces)."""
+    return lab("exec", host, "sh", "-c", script, check=check).stdout
+
+
+def playbook(name, *extra, inventories=(INVENTORY, DEMO)) -> subprocess.CompletedProcess:
+    e = env()
+    e["ANSIBLE_FORKS"] = "16"
+    args = ["ansible-playbook"]
+    for i in inventories:
+        args += ["-i", str(i)]
+    args += [str(ROOT / "playbooks" / name), *map(str, extra)]
+    return subprocess.run(args, capture_output=True, text=True, env=e)
+
+
+def recap(out: str) -> dict:
+    """PLAY RECAP → {host: {'ok': n, 'changed': n, 'failed': n, ...}}."""
+    res = {}
+    for m in re.finditer(r"^(\S+)\s+: ((?:\w+=\d+\s*)+)$", out, re.M):
+        res[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return res
+
+
+# The whole truth of a host's firewall: the kernel's ruleset (runtime) and firewalld's
+# configuration files (permanent).
+SNAPSHOT = r"""
+nft list ruleset
+echo ==permanent
+find /etc/firewalld -type f | sort | while read -r f; do echo "## $f"; cat "$f"; done
+"""
+
+
+def snapshot(hosts=None) -> dict:
+    """Every host's firewalld state (runtime and permanent, all zones and ipsets), as text."""
+    hosts = hosts or HOSTS
+    with ThreadPoolExecutor(len(hosts)) as ex:
+        return dict(zip(hosts, ex.map(lambda h: on(h, SNAPSHOT), hosts)))
