@@ -84,8 +84,16 @@ demo: setup build
 	@echo "== proving every flow with real packets"
 	ansible-playbook $(LAB_INV) playbooks/verify.yml -e verify_probe_management=true
 
-bench: setup build
+$(VENV)/.bench-stamp: bench/requirements.txt $(VENV)/.stamp
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+## bench: planning (10,000 hosts); the lab against ansible.posix.firewalld; 500 peers on ufw and nftables
+bench: setup build $(VENV)/.bench-stamp
 	bench/plan.sh
+	tests/lab/lab.sh up
+	$(VENV)/bin/python bench/firewalld.py
+	$(VENV)/bin/python bench/scale.py
 
 ## collection: the Galaxy tarball, with the built module binaries inside
 collection: build

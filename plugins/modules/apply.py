@@ -23,8 +23,20 @@ description:
     rules) is left alone, and runtime-only items a reload would drop are put back.
   - New ipsets exist only after a reload (a firewalld limitation); membership changes are applied
     in place without one.
-  - When firewalld is not running, the permanent configuration is edited offline with
-    C(firewall-offline-cmd).
+  - B(nftables) (hosts where neither firewalld nor ufw is active) - one table of its own,
+    C(inet vorstream), with a named interval set per peer set and family and an input chain
+    (policy drop) accepting loopback, established traffic, the ICMP that IP needs and exactly the
+    plan's ports; everything else is rejected. It is replaced in one atomic C(nft -f)
+    transaction and persisted in C(/etc/vorstream-firewall/vorstream.nft), which the boot-time
+    configuration (C(/etc/sysconfig/nftables.conf) or C(/etc/nftables.conf)) includes. Other
+    tables are never touched.
+  - B(ufw) - see the ufw notes below.
+  - Backend choice (C(host_firewall_backend)) - C(auto) uses firewalld when it is running, ufw
+    when it is enabled, nftables when neither is; both active is an error, not a guess. An
+    explicit C(firewalld) also works with firewalld stopped (offline edits); an explicit
+    C(nftables) or C(ufw) refuses to run beside an active firewalld (or ufw).
+  - When firewalld is not running (and the backend is C(firewalld)), the permanent configuration
+    is edited offline with C(firewall-offline-cmd).
   - An unchanged plan makes no write calls and reports C(changed=false). In check mode nothing is
     written and C(changes) lists exactly what would be done; with C(--diff) the owned objects
     before and after are shown one per line.
@@ -40,7 +52,7 @@ options:
     required: true
   backend:
     description:
-      - Overrides the plan's backend (C(host_firewall_backend)). C(auto) uses firewalld.
+      - Overrides the plan's backend (C(host_firewall_backend)).
     type: str
     choices: [auto, firewalld, ufw, nftables]
   controller_address:

@@ -12,7 +12,9 @@ from helpers import ROOT, env
 LAB = ROOT / "tests" / "lab" / "lab.sh"
 INVENTORY = ROOT / "tests" / "lab" / "inventory.ini"
 DEMO = ROOT / "tests" / "lab" / "demo.yml"
-HOSTS = [l.split()[0] for l in INVENTORY.read_text().split("[lab]")[1].split("\n\n")[0].strip().splitlines()]
+_LAB_LINES = INVENTORY.read_text().split("[lab]")[1].split("\n\n")[0].strip().splitlines()
+HOSTS = [l.split()[0] for l in _LAB_LINES]
+BACKENDS = {l.split()[0]: re.search(r"lab_backend=(\w+)", l).group(1) for l in _LAB_LINES}
 
 
 def lab(*args, check=True, input=None) -> subprocess.CompletedProcess:
@@ -33,7 +35,7 @@ def playbook(name, *extra, inventories=(INVENTORY, DEMO)) -> subprocess.Complete
     args = ["ansible-playbook"]
     for i in inventories:
         args += ["-i", str(i)]
-    args += [str(ROOT / "playbooks" / name), *map(str, extra)]
+    args += [str(ROOT / "playbooks" / name), *map(str, extra)]  # an absolute path stays as it is
     return subprocess.run(args, capture_output=True, text=True, env=e)
 
 
@@ -50,7 +52,7 @@ def recap(out: str) -> dict:
 SNAPSHOT = r"""
 nft list ruleset
 echo ==permanent
-find /etc/firewalld -type f | sort | while read -r f; do echo "## $f"; cat "$f"; done
+find /etc/firewalld /etc/ufw /etc/vorstream-firewall /etc/default/ufw /etc/nftables.conf -type f 2>/dev/null | sort | while read -r f; do echo "## $f"; cat "$f"; done
 """
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, run
-from labkit import DEMO, HOSTS, INVENTORY, lab, on, playbook, recap, snapshot
+from labkit import BACKENDS, DEMO, HOSTS, INVENTORY, lab, on, playbook, recap, snapshot
 from oracle import addresses, expected_flows, parse_seed
 
 pytestmark = pytest.mark.usefixtures("lab_up")
+FIREWALLD = [h for h in HOSTS if BACKENDS[h] == "firewalld"]
 
 OPERATOR_RICH = 'rule family="ipv4" source address="192.0.2.5" port port="9999" protocol="tcp" accept'
 RUNTIME_ONLY_RICH = 'rule family="ipv4" source address="192.0.2.66" drop'
@@ -93,6 +94,25 @@ def test_second_run_changes_nothing():
     assert all(v["changed"] == 0 for v in rc.values()), rc
 
 
+def test_include_role_in_an_existing_playbook(tmp_path):
+    pb = tmp_path / "vorstream.yml"
+    pb.write_text(
+        "- name: An existing VOR Stream play\n"
+        "  hosts: all\n"
+        "  become: true\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - name: Something the play already did\n"
+        "      ansible.builtin.command: 'true'\n"
+        "      changed_when: false\n"
+        "    - name: Host firewalls\n"
+        "      ansible.builtin.include_role:\n"
+        "        name: vorstream.firewall.host_firewall\n"
+    )
+    r = ok(playbook(pb))
+    assert all(v["changed"] == 0 and v["failed"] == 0 for v in recap(r.stdout).values()), recap(r.stdout)
+
+
 def test_operator_rules_survive():
     for layer in ("", "--permanent "):
         assert OPERATOR_RICH in on("django1", f"firewall-cmd {layer}--list-rich-rules")
@@ -151,7 +171,7 @@ def test_host_moved_out_of_a_group_loses_exactly_its_flows(tmp_path, vorfw):
 
 
 def test_reload_and_restart_keep_the_rules():
-    for h in HOSTS:
+    for h in FIREWALLD:
         on(h, "firewall-cmd -q --reload")
     # A restart: kill two daemons, let the lab start them again (as systemd would).
     for h in ("super1", "pg1"):
@@ -180,7 +200,7 @@ def test_lockout_guard_keeps_the_controller_in(tmp_path):
 def test_offline_edits_the_permanent_configuration():
     on("web1", "kill $(cat /run/firewalld.pid)")
     time.sleep(1)
-    r = ok(playbook("site.yml", "-l", "web1", "-e", "host_firewall_user_sources=10.231.0.0/24", "-v"))
+    r = ok(playbook("site.yml", "-l", "web1", "-e", "host_firewall_user_sources=10.231.0.0/24", "-e", "host_firewall_backend=firewalld", "-v"))
     assert "firewalld is not running" in r.stdout + r.stderr
     entries = on("web1", "firewall-offline-cmd --ipset=vorfw-a-user-4 --get-entries").split()
     assert entries == ["10.231.0.0/24"]

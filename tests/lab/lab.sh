@@ -28,15 +28,15 @@ set -euo pipefail
 LAB_HOSTS='
 consul1   11  consul,consul_ui  firewalld
 consul2   12  consul            firewalld
-consul3   13  consul            firewalld
+consul3   13  consul            nftables
 super1    21  super             firewalld
 django1   22  django            firewalld
 web1      23  web               firewalld
-sdk1      24  sdk               firewalld
-compute1  31  compute           firewalld
+sdk1      24  sdk               ufw
+compute1  31  compute           ufw
 compute2  32  compute           firewalld
 rabbit1   41  rabbitmq          firewalld
-vault1    42  vault             firewalld
+vault1    42  vault             nftables
 pg1       43  postgres          firewalld
 '
 
@@ -131,8 +131,12 @@ ansible_python_interpreter=/usr/bin/python3
 [lab]
 EOF
     for n in "${HOSTS[@]}"; do
-        printf '%-9s ansible_host=%s lab_ipv6=%s lab_backend=%s host_firewall_address='\''["%s","%s"]'\''\n' \
-            "$n" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}" "${BACKEND[$n]}" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}"
+        # ufw is installed but disabled on a fresh host (as on Ubuntu): auto would pick
+        # nftables there, so ufw hosts name their backend.
+        local pin=""
+        [[ ${BACKEND[$n]} == ufw ]] && pin=" host_firewall_backend=ufw"
+        printf '%-9s ansible_host=%s lab_ipv6=%s lab_backend=%s host_firewall_address='\''["%s","%s"]'\''%s\n' \
+            "$n" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}" "${BACKEND[$n]}" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}" "$pin"
         IFS=, read -r -a gs <<<"${GROUPS_OF[$n]}"
         for g in "${gs[@]}"; do
             [[ -n $g && $g != - && -z ${have[$g]:-} ]] || continue
@@ -481,6 +485,7 @@ seed_etc() {
     [[ -d /etc/ufw && ! -e $e/ufw ]] && cp -a /etc/ufw "$e/ufw"
     [[ -f /etc/default/ufw && ! -e $e/default/ufw ]] && cp -a /etc/default/ufw "$e/default/ufw"
     [[ -f /etc/nftables.conf && ! -e $e/nftables.conf ]] && cp -a /etc/nftables.conf "$e/nftables.conf"
+    mkdir -p "$e/vorstream-firewall"     # the collection's own /etc dir (nftables backend)
     return 0
 }
 
@@ -524,6 +529,8 @@ start_anchor() {
     [[ -d /etc/ufw && -d $e/ufw ]] && binds+=("$e/ufw=/etc/ufw")
     [[ -f /etc/default/ufw && -f $e/default/ufw ]] && binds+=("$e/default/ufw=/etc/default/ufw")
     [[ -f /etc/nftables.conf && -f $e/nftables.conf ]] && binds+=("$e/nftables.conf=/etc/nftables.conf")
+    mkdir -p /etc/vorstream-firewall    # an empty mount point in the controller
+    binds+=("$e/vorstream-firewall=/etc/vorstream-firewall")
     binds+=("$e/hosts=/etc/hosts" "$d/run=/run")     # /run last: the state dir may not live there
     setsid ip netns exec "vl-$n" unshare --mount --uts --propagation private -- \
         env -i PATH="$SAFE_PATH" _VORLAB_DAEMON="$STATE|$n" \

@@ -108,7 +108,9 @@ pub fn markdown(plans: &Plans) -> String {
         for (title, col, rules) in [("Inbound", "From", &h.inbound), ("Outbound", "To", &h.outbound)] {
             let _ = writeln!(s, "### {title}\n");
             // Merge rules that differ only by protocol.
-            let mut rows: BTreeMap<(u16, String), (BTreeSet<&str>, Vec<String>, String, String)> = BTreeMap::new();
+            // (port, rule id) → (protocols, peers, purpose, label): rules differing only by protocol.
+            type Row<'a> = (BTreeSet<&'a str>, Vec<String>, String, String);
+            let mut rows: BTreeMap<(u16, String), Row> = BTreeMap::new();
             for r in rules.iter() {
                 let peers: Vec<String> = h
                     .peers(r)

@@ -30,17 +30,110 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         ),
     };
     let pol = policy::inbound(&plan, controller).map_err(|e| Failure::new(format!("host {}: {e}", plan.name)))?;
-    match backend.as_str() {
-        "auto" | "firewalld" => firewalld(m, &plan, &pol),
-        "ufw" | "nftables" => Err(Failure::new(format!(
-            "host {}: host_firewall_backend {backend} is not supported yet by this version of vorstream.firewall",
-            plan.name
-        ))),
-        other => Err(Failure::new(format!(
-            "host {}: host_firewall_backend: invalid value '{other}' (expected one of: auto, firewalld, ufw, nftables)",
-            plan.name
-        ))),
+    let host = plan.name.clone();
+    let fail = |msg: String| Failure::new(format!("host {host}: {msg}"));
+    let firewalld_running = Target::detect().map_err(&fail)?;
+    let ufw_active = vorfw_ufw::detect().enabled;
+    let chosen = match backend.as_str() {
+        "auto" => match (firewalld_running.is_running(), ufw_active) {
+            (true, true) => {
+                return Err(fail(
+                    "both firewalld and ufw are active; stop one, or set host_firewall_backend to the one to use"
+                        .into(),
+                ))
+            }
+            (true, false) => "firewalld",
+            (false, true) => "ufw",
+            (false, false) => "nftables",
+        },
+        "firewalld" => "firewalld",
+        "ufw" if firewalld_running.is_running() => {
+            return Err(fail("host_firewall_backend is ufw but firewalld is running; stop firewalld or use it".into()))
+        }
+        "ufw" => "ufw",
+        "nftables" if firewalld_running.is_running() || ufw_active => {
+            return Err(fail(format!(
+                "host_firewall_backend is nftables but {} is active; stop it or choose it as the backend",
+                if ufw_active { "ufw" } else { "firewalld" }
+            )))
+        }
+        "nftables" => "nftables",
+        other => {
+            return Err(fail(format!(
+                "host_firewall_backend: invalid value '{other}' (expected one of: auto, firewalld, ufw, nftables)"
+            )))
+        }
+    };
+    match chosen {
+        "firewalld" => firewalld(m, &plan, &pol, firewalld_running),
+        "nftables" => nftables(m, &plan, &pol),
+        _ => ufw(m, &plan, &pol),
     }
+}
+
+fn ufw(m: &mut Module, plan: &HostPlan, pol: &policy::Policy) -> Result<Outcome, Failure> {
+    if !vorfw_ufw::detect().installed {
+        return Err(Failure::new(format!("host {}: host_firewall_backend is ufw but ufw is not installed", plan.name)));
+    }
+    let report =
+        vorfw_ufw::converge(pol, m.check_mode).map_err(|e| Failure::new(format!("host {}: ufw: {e}", plan.name)))?;
+    for w in &report.warnings {
+        m.warn(w.clone());
+    }
+    let mut data = common(pol);
+    data.insert("backend".into(), json!("ufw"));
+    data.insert("changes".into(), json!(report.changes));
+    data.insert("rules_added".into(), json!(report.added));
+    data.insert("rules_removed".into(), json!(report.removed));
+    Ok(Outcome {
+        changed: report.changed,
+        diff: Some(json!({
+            "before": report.before, "after": report.after,
+            "before_header": format!("{} (ufw)", plan.name),
+            "after_header": format!("{} (plan)", plan.name),
+        })),
+        facts: None,
+        data,
+    })
+}
+
+fn nftables(m: &mut Module, plan: &HostPlan, pol: &policy::Policy) -> Result<Outcome, Failure> {
+    let paths = vorfw_nftables::apply::Paths::default();
+    let report = vorfw_nftables::apply::converge(&paths, pol, m.check_mode)
+        .map_err(|e| Failure::new(format!("host {}: nftables: {e}", plan.name)))?;
+    for w in &report.warnings {
+        m.warn(w.clone());
+    }
+    let mut data = common(pol);
+    data.insert("backend".into(), json!("nftables"));
+    data.insert("changes".into(), json!(report.changes));
+    Ok(Outcome {
+        changed: !report.changes.is_empty(),
+        diff: Some(json!({
+            "before": report.before, "after": report.after,
+            "before_header": format!("{} (table {})", plan.name, vorfw_nftables::TABLE),
+            "after_header": format!("{} (plan)", plan.name),
+        })),
+        facts: None,
+        data,
+    })
+}
+
+/// Result keys every backend returns.
+fn common(pol: &policy::Policy) -> Map<String, Value> {
+    let mut data = Map::new();
+    data.insert(
+        "accepts".into(),
+        json!(pol
+            .accepts
+            .iter()
+            .map(|(a, ids)| json!({
+                "set": a.set, "family": a.family.suffix(), "protocol": a.protocol.as_str(), "port": a.port,
+                "rule_ids": ids,
+            }))
+            .collect::<Vec<_>>()),
+    );
+    data
 }
 
 /// The zones serving the host's plan addresses (the default zone for unbound interfaces).
@@ -74,31 +167,19 @@ fn zones(t: &Target, plan: &HostPlan, m: &mut Module) -> Result<Vec<String>, Fai
     Ok(zones.into_iter().collect())
 }
 
-fn firewalld(m: &mut Module, plan: &HostPlan, pol: &policy::Policy) -> Result<Outcome, Failure> {
-    let t = Target::detect().map_err(|e| Failure::new(format!("host {}: {e}", plan.name)))?;
+fn firewalld(m: &mut Module, plan: &HostPlan, pol: &policy::Policy, t: Target) -> Result<Outcome, Failure> {
     let zones = zones(&t, plan, m)?;
     let report = converge(&t, pol, &zones, &plan.remove_zone_services, m.check_mode)
         .map_err(|e| Failure::new(format!("host {}: firewalld: {e}", plan.name)))?;
     for w in &report.warnings {
         m.warn(w.clone());
     }
-    let mut data = Map::new();
+    let mut data = common(pol);
     data.insert("backend".into(), json!("firewalld"));
     data.insert("firewalld_running".into(), json!(t.is_running()));
     data.insert("zones".into(), json!(zones));
     data.insert("changes".into(), json!(report.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>()));
     data.insert("restored".into(), json!(report.restored));
-    data.insert(
-        "accepts".into(),
-        json!(pol
-            .accepts
-            .iter()
-            .map(|(a, ids)| json!({
-                "set": a.set, "family": a.family.suffix(), "protocol": a.protocol.as_str(), "port": a.port,
-                "rule_ids": ids,
-            }))
-            .collect::<Vec<_>>()),
-    );
     Ok(Outcome {
         changed: !report.ops.is_empty(),
         diff: Some(json!({

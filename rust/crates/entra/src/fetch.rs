@@ -1,0 +1,461 @@
+//! Getting the service-tags file: discovery from Microsoft's details page, a direct or mirror URL,
+//! or a local file.
+//!
+//! HTTPS only (unless `allow_http`), rustls with the pure-Rust graviola provider, the system's
+//! roots (rustls-native-certs: `SSL_CERT_FILE`, `SSL_CERT_DIR`, /etc/ssl/certs) plus an optional
+//! PEM bundle, a User-Agent on every request, proxies from the environment, a connect and a
+//! per-request time limit, bounded retries with exponential backoff for transient failures only,
+//! and a body cap enforced while streaming.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{FeedConfig, ProxyMode, Source};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::Cloud;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A downloaded (or read) service-tags file, not yet parsed.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    /// The URL the bytes came from, after redirects, or the local path.
+    pub url: String,
+    /// The file name (`ServiceTags_Public_20250721.json`), when the URL or path has one.
+    pub file_name: Option<String>,
+    /// The details page the link was discovered on, for [`Source::Discover`].
+    pub details_url: Option<String>,
+    /// Things worth telling the operator that are not errors.
+    pub notes: Vec<String>,
+}
+
+/// Fetch the file the configuration points at. Blocking: runs its own current-thread tokio
+/// runtime, so call it from synchronous code (or `spawn_blocking`), not from inside a runtime.
+pub fn fetch(cfg: &FeedConfig) -> Result<Fetched> {
+    if let Source::File(path) = &cfg.source {
+        return read_file(path, cfg.max_bytes);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Config, format!("cannot start the I/O runtime: {e}")))?;
+    rt.block_on(fetch_async(cfg))
+}
+
+/// [`fetch`] for callers that already run a tokio runtime.
+pub async fn fetch_async(cfg: &FeedConfig) -> Result<Fetched> {
+    match &cfg.source {
+        Source::File(path) => read_file(path, cfg.max_bytes),
+        Source::Url(url) => {
+            let url = check_url(url, cfg.allow_http)?;
+            let client = client(cfg)?;
+            let (bytes, final_url) = get(&client, cfg, &url, "downloading the service-tags file").await?;
+            let file_name = last_segment(&final_url);
+            Ok(Fetched { bytes, url: final_url, file_name, details_url: None, notes: Vec::new() })
+        }
+        Source::Discover { details_url, link_prefix } => {
+            let page_url = check_url(details_url, cfg.allow_http)?;
+            check_url(link_prefix, cfg.allow_http).map_err(|e| e.context("link prefix"))?;
+            let client = client(cfg)?;
+            let (page, page_final) = get(&client, cfg, &page_url, "fetching the download details page").await?;
+            let page = String::from_utf8_lossy(&page);
+            let (link, notes) = find_download_link(&page, link_prefix, cfg.cloud)
+                .map_err(|e| e.context(format!("download details page {page_final}")))?;
+            let link = check_url(&link, cfg.allow_http)?;
+            let (bytes, final_url) = get(&client, cfg, &link, "downloading the service-tags file").await?;
+            let file_name = last_segment(&link);
+            Ok(Fetched { bytes, url: final_url, file_name, details_url: Some(page_final), notes })
+        }
+    }
+}
+
+fn read_file(path: &Path, max_bytes: u64) -> Result<Fetched> {
+    let open_err = |e: std::io::Error| Error::new(ErrorKind::Config, format!("cannot read {}: {e}", path.display()));
+    let f = std::fs::File::open(path).map_err(open_err)?;
+    let mut bytes = Vec::new();
+    f.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(open_err)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(&path.display().to_string(), max_bytes));
+    }
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    Ok(Fetched { bytes, url: path.display().to_string(), file_name, details_url: None, notes: Vec::new() })
+}
+
+fn too_large(what: &str, max: u64) -> Error {
+    Error::new(ErrorKind::TooLarge, format!("{what}: body larger than the {max}-byte cap (max_bytes)"))
+}
+
+fn check_url(url: &str, allow_http: bool) -> Result<String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| Error::new(ErrorKind::Config, format!("invalid URL {url:?}: {e}")))?;
+    match parsed.scheme() {
+        "https" => Ok(url.to_string()),
+        "http" if allow_http => Ok(url.to_string()),
+        "http" => Err(Error::new(ErrorKind::Config, format!("refusing plain-HTTP URL {url} (allow_http is off)"))),
+        s => Err(Error::new(ErrorKind::Config, format!("unsupported URL scheme {s:?} in {url}"))),
+    }
+}
+
+fn last_segment(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let seg = parsed.path_segments()?.next_back()?;
+    (!seg.is_empty()).then(|| seg.to_string())
+}
+
+/// Find the link to `ServiceTags_<Cloud>_<YYYYMMDD>.json` under `link_prefix` in a download
+/// details page. Tolerates the link being written inside a script as JSON (`\/` or `\u002f`
+/// for `/`). With several different links, the one with the latest date wins (and a note says so).
+pub fn find_download_link(page: &str, link_prefix: &str, cloud: Cloud) -> Result<(String, Vec<String>)> {
+    let page = page.replace("\\/", "/").replace("\\u002f", "/").replace("\\u002F", "/");
+    let lower = page.to_ascii_lowercase();
+    let needle = link_prefix.to_ascii_lowercase();
+    let want = format!("ServiceTags_{}_", cloud.name());
+    let mut found: Vec<(String, String)> = Vec::new(); // (date, url)
+    let mut other_clouds = 0;
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find(&needle) {
+        let start = from + pos;
+        let end = page[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-._~/:%".contains(c)))
+            .map_or(page.len(), |n| start + n);
+        from = start + needle.len();
+        let candidate = &page[start..end];
+        let name = candidate.rsplit('/').next().unwrap_or("");
+        if let Some(date) = name.strip_prefix(want.as_str()).and_then(|r| r.strip_suffix(".json")) {
+            if is_date(date) && !found.iter().any(|(_, u)| u == candidate) {
+                found.push((date.to_string(), candidate.to_string()));
+            }
+        } else if name.starts_with("ServiceTags_") {
+            other_clouds += 1;
+        }
+    }
+    found.sort();
+    let mut notes = Vec::new();
+    match found.len() {
+        0 => {
+            let extra =
+                if other_clouds > 0 { format!(" ({other_clouds} link(s) to another cloud's file)") } else { String::new() };
+            Err(Error::new(
+                ErrorKind::Discovery,
+                format!("no link to {want}<YYYYMMDD>.json under {link_prefix} found{extra}"),
+            ))
+        }
+        n => {
+            if n > 1 {
+                notes.push(format!(
+                    "the details page links {n} different files ({}); using the latest",
+                    found.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            Ok((found.pop().map(|(_, u)| u).unwrap_or_default(), notes))
+        }
+    }
+}
+
+fn is_date(s: &str) -> bool {
+    s.len() == 8
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && matches!(s[4..6].parse::<u8>(), Ok(1..=12))
+        && matches!(s[6..8].parse::<u8>(), Ok(1..=31))
+}
+
+/// The rustls client configuration: graviola crypto, system roots plus the extra bundle.
+pub fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig> {
+    check_cpu()?;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = extra_ca {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::CertificateDer;
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::new(ErrorKind::Config, format!("CA bundle {}: {e}", path.display()))
+        };
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?;
+        let mut n = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| bad(&e))?;
+            roots.add(cert).map_err(|e| bad(&e))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(bad(&"no PEM certificate in the file"));
+        }
+    }
+    if roots.is_empty() {
+        let errs: Vec<String> = native.errors.iter().map(|e| e.to_string()).collect();
+        return Err(Error::new(
+            ErrorKind::Tls,
+            format!(
+                "no trusted CA certificate: none in the system store (SSL_CERT_FILE, SSL_CERT_DIR, /etc/ssl/certs){} \
+                 and no extra CA bundle",
+                if errs.is_empty() { String::new() } else { format!(" [{}]", errs.join("; ")) }
+            ),
+        ));
+    }
+    let provider = Arc::new(rustls_graviola::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// graviola asserts its CPU requirements when first used; say so cleanly instead.
+fn check_cpu() -> Result<()> {
+    let mut missing: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        let have = [
+            ("aes", std::arch::is_x86_feature_detected!("aes")),
+            ("pclmulqdq", std::arch::is_x86_feature_detected!("pclmulqdq")),
+            ("bmi1", std::arch::is_x86_feature_detected!("bmi1")),
+            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
+            ("adx", std::arch::is_x86_feature_detected!("adx")),
+            ("avx", std::arch::is_x86_feature_detected!("avx")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+        ];
+        missing.extend(have.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n));
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let have = [
+            ("neon", std::arch::is_aarch64_feature_detected!("neon")),
+            ("aes", std::arch::is_aarch64_feature_detected!("aes")),
+            ("pmull", std::arch::is_aarch64_feature_detected!("pmull")),
+            ("sha2", std::arch::is_aarch64_feature_detected!("sha2")),
+        ];
+        missing.extend(have.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n));
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Tls,
+            format!(
+                "this CPU lacks {} needed by the TLS crypto; download the file elsewhere and use a local file source",
+                missing.join(", ")
+            ),
+        ))
+    }
+}
+
+/// The HTTP client for one fetch.
+pub fn client(cfg: &FeedConfig) -> Result<reqwest::Client> {
+    if cfg.user_agent.trim().is_empty() {
+        return Err(Error::new(ErrorKind::Config, "the User-Agent must not be empty (Microsoft refuses such requests)"));
+    }
+    let tls = tls_config(cfg.extra_ca.as_deref())?;
+    let mut b = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .user_agent(cfg.user_agent.clone())
+        .timeout(cfg.timeout)
+        .connect_timeout(cfg.connect_timeout)
+        .https_only(!cfg.allow_http)
+        .redirect(reqwest::redirect::Policy::limited(5));
+    match &cfg.proxy {
+        ProxyMode::Env => {}
+        ProxyMode::Direct => b = b.no_proxy(),
+        ProxyMode::Url(u) => {
+            let p = reqwest::Proxy::all(u)
+                .map_err(|e| Error::new(ErrorKind::Config, format!("invalid proxy URL {u:?}: {e}")))?;
+            b = b.proxy(p);
+        }
+    }
+    b.build().map_err(|e| Error::new(ErrorKind::Config, format!("cannot build the HTTP client: {}", chain(&e))))
+}
+
+struct Failure {
+    err: Error,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn fatal(err: Error) -> Self {
+        Failure { err, retryable: false, retry_after: None }
+    }
+}
+
+/// GET with retries; returns the body and the final URL.
+async fn get(client: &reqwest::Client, cfg: &FeedConfig, url: &str, what: &str) -> Result<(Vec<u8>, String)> {
+    let attempts = cfg.retries.saturating_add(1);
+    let mut backoff = cfg.retry_backoff;
+    let mut n = 1;
+    loop {
+        match get_once(client, url, cfg.max_bytes).await {
+            Ok(ok) => return Ok(ok),
+            Err(f) if f.retryable && n < attempts => {
+                let wait = backoff.max(f.retry_after.unwrap_or_default()).min(MAX_RETRY_AFTER);
+                tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                n += 1;
+            }
+            Err(f) => {
+                let ctx = if n > 1 { format!("{what} failed after {n} attempts") } else { what.to_string() };
+                return Err(f.err.context(ctx));
+            }
+        }
+    }
+}
+
+async fn get_once(client: &reqwest::Client, url: &str, max: u64) -> std::result::Result<(Vec<u8>, String), Failure> {
+    let mut resp = client.get(url).send().await.map_err(|e| classify(&e, url))?;
+    let status = resp.status();
+    let final_url = resp.url().to_string();
+    if !status.is_success() {
+        let code = status.as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let retryable = status.is_server_error() || code == 408 || code == 429;
+        return Err(Failure { err: Error::http(code, format!("{final_url}: HTTP {status}")), retryable, retry_after });
+    }
+    if let Some(len) = resp.content_length() {
+        if len > max {
+            return Err(Failure::fatal(too_large(&format!("{final_url} (Content-Length {len})"), max)));
+        }
+    }
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(max) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > max {
+                    return Err(Failure::fatal(too_large(&final_url, max)));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let mut f = classify(&e, &final_url);
+                f.err = f.err.context(format!("body cut off after {} bytes", body.len()));
+                return Err(f);
+            }
+        }
+    }
+    Ok((body, final_url))
+}
+
+/// Sort a reqwest error into kind and retryability.
+fn classify(e: &reqwest::Error, url: &str) -> Failure {
+    let text = format!("{url}: {}", chain(e));
+    if let Some(tls) = tls_cause(e) {
+        return Failure::fatal(Error::new(ErrorKind::Tls, format!("{url}: TLS: {tls}")));
+    }
+    if e.is_timeout() {
+        return Failure { err: Error::new(ErrorKind::Timeout, text), retryable: true, retry_after: None };
+    }
+    if e.is_builder() {
+        return Failure::fatal(Error::new(ErrorKind::Config, text));
+    }
+    if e.is_redirect() {
+        return Failure::fatal(Error::new(ErrorKind::Network, text));
+    }
+    Failure { err: Error::new(ErrorKind::Network, text), retryable: true, retry_after: None }
+}
+
+/// The rustls error somewhere in the chain (io::Error hides its inner error from `source()`).
+fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r.to_string());
+        }
+        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                return Some(r.to_string());
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// An error and its causes, joined with ": " (skipping repeats).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINK: &str =
+        "https://download.microsoft.com/download/7/1/d/71d86715-5596-4529-9b13-da13a5de5b63/ServiceTags_Public_20250721.json";
+
+    #[test]
+    fn finds_plain_and_escaped_links() {
+        let prefix = crate::config::DEFAULT_LINK_PREFIX;
+        let html = format!("<a href=\"{LINK}\" class=\"mscom-link\">click here</a>");
+        assert_eq!(find_download_link(&html, prefix, Cloud::Public).unwrap().0, LINK);
+        let script = format!("<script>window.__DLCDetails__={{\"url\":\"{}\"}}</script>", LINK.replace('/', "\\/"));
+        assert_eq!(find_download_link(&script, prefix, Cloud::Public).unwrap().0, LINK);
+        let upper = html.replace("https://download.microsoft.com", "HTTPS://Download.Microsoft.com");
+        assert!(find_download_link(&upper, prefix, Cloud::Public).is_ok());
+    }
+
+    #[test]
+    fn picks_latest_and_checks_cloud() {
+        let prefix = crate::config::DEFAULT_LINK_PREFIX;
+        let older = LINK.replace("20250721", "20250714");
+        let html = format!("{older} {LINK} {LINK}");
+        let (link, notes) = find_download_link(&html, prefix, Cloud::Public).unwrap();
+        assert_eq!(link, LINK);
+        assert_eq!(notes.len(), 1);
+        let e = find_download_link(&html, prefix, Cloud::China).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Discovery);
+        assert!(e.message().contains("another cloud"), "{e}");
+        let evil = LINK.replace("download.microsoft.com", "download.microsoft.com.evil.example");
+        assert!(find_download_link(&evil, prefix, Cloud::Public).is_err());
+        let bad_date = LINK.replace("20250721", "20251341");
+        assert!(find_download_link(&bad_date, prefix, Cloud::Public).is_err());
+        assert!(find_download_link("<html>nothing</html>", prefix, Cloud::Public).is_err());
+    }
+
+    #[test]
+    fn url_checks() {
+        assert!(check_url("https://example.invalid/x", false).is_ok());
+        assert_eq!(check_url("http://mirror/x", false).unwrap_err().kind(), ErrorKind::Config);
+        assert!(check_url("http://mirror/x", true).is_ok());
+        assert!(check_url("ftp://mirror/x", true).is_err());
+        assert!(check_url("not a url", true).is_err());
+        assert_eq!(last_segment(LINK).as_deref(), Some("ServiceTags_Public_20250721.json"));
+    }
+
+    #[test]
+    fn file_source_cap() {
+        let dir = std::env::temp_dir().join(format!("vorfw-entra-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f.json");
+        std::fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(read_file(&p, 10).unwrap().bytes.len(), 10);
+        assert_eq!(read_file(&p, 9).unwrap_err().kind(), ErrorKind::TooLarge);
+        assert_eq!(read_file(&dir.join("missing"), 9).unwrap_err().kind(), ErrorKind::Config);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn empty_user_agent_refused() {
+        let mut cfg = FeedConfig::default();
+        cfg.user_agent = " ".into();
+        assert_eq!(client(&cfg).unwrap_err().kind(), ErrorKind::Config);
+    }
+}

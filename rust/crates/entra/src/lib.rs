@@ -1,0 +1,51 @@
+//! # vorfw-entra: the Microsoft Entra ID address feed
+//!
+//! VOR Stream's Mid-Tier, Django, Vault and SDK sign users in with OpenID Connect against
+//! Microsoft Entra ID. Microsoft publishes Entra ID's addresses weekly as the service tag
+//! `AzureActiveDirectory` in the "Azure IP Ranges and Service Tags" JSON file, under a URL that
+//! changes every week. This crate finds and downloads that file (or reads a local copy),
+//! validates it against the last applied list, and keeps an effective allow-list:
+//!
+//! * [`fetch`]: discovery from Microsoft's download details page, an explicit or mirror URL, or a
+//!   local file; HTTPS via rustls (pure-Rust crypto, no OpenSSL, no C compiler), a User-Agent,
+//!   proxies from the environment, time limits, bounded retries, a body cap.
+//! * [`parse`] and [`extract`]: the JSON, tolerant of format drift, strict about CIDRs.
+//! * [`validate_and_merge`]: cloud, tags, CIDRs, non-empty, changeNumber not going backwards,
+//!   no mass removal unless forced; additions at once, removals after a grace period.
+//! * [`refresh`] / [`refresh_with`]: the whole cycle against a state directory, with atomic
+//!   writes, a status file for monitoring, and a hook to apply the list to a firewall before the
+//!   state is committed.
+//! * [`cli`]: the `vorfw-entra` command (`fetch`, `show`, `diff`, `status`).
+//!
+//! This crate carries the network stack (reqwest, rustls, tokio); the firewall module crates
+//! must not depend on it. A caller that applies the list reads [`Outcome::effective`] (or
+//! [`State::effective`] from [`load_state`]).
+
+mod cli;
+mod config;
+mod error;
+mod fetch;
+mod merge;
+mod model;
+mod refresh;
+mod state;
+pub mod time;
+
+pub use cli::cli;
+pub use config::{
+    FeedConfig, ProxyMode, Source, DEFAULT_LINK_PREFIX, DEFAULT_MAX_BYTES, DEFAULT_STATE_DIR, DEFAULT_TAG,
+    DEFAULT_USER_AGENT,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use fetch::{fetch, fetch_async, find_download_link, tls_config, Fetched};
+pub use merge::{validate_and_merge, Diff, GraceEntry};
+pub use model::{
+    content_hash, extract, extract_detailed, parse, parse_prefix, Cloud, ServiceTag, ServiceTags, TagInfo,
+    TagProperties,
+};
+pub use refresh::{refresh, refresh_with, summary, Outcome};
+pub use state::{
+    atomic_write, load_state, load_status, lock_dir, save_state, write_outputs, write_status, Counts, DirLock,
+    HistoryEntry, OutputPaths, PrefixEntry, State, Status, HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE,
+    TEXT_FILE,
+};

@@ -1,0 +1,154 @@
+//! One refresh: fetch → parse → validate and merge → (apply hook) → save outputs, state, status.
+//! A failure at any step leaves the state and the outputs as they were and records why in the
+//! status file.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use ipnet::IpNet;
+
+use crate::config::FeedConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fetch::fetch;
+use crate::merge::{validate_and_merge, Diff};
+use crate::model::parse;
+use crate::state::{self, Counts, OutputPaths, State, Status};
+
+/// The result of a successful refresh (or dry run).
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The new state (saved unless `dry_run`).
+    pub state: State,
+    pub diff: Diff,
+    /// Where the file came from (URL after redirects, or path).
+    pub source: String,
+    pub dry_run: bool,
+    /// The outputs written (empty for a dry run).
+    pub written: Vec<PathBuf>,
+    /// Notes from fetching (e.g. several links on the details page).
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    /// The effective list to enforce: published prefixes plus those in grace. This is what an
+    /// `apply` step pushes into the host firewall (as one atomic set replacement).
+    pub fn effective(&self) -> BTreeSet<IpNet> {
+        self.state.effective()
+    }
+}
+
+/// Refresh the feed into `state_dir` (see [`refresh_with`]; no apply hook).
+pub fn refresh(cfg: &FeedConfig, state_dir: &Path, now: SystemTime, dry_run: bool) -> Result<Outcome> {
+    refresh_with(cfg, state_dir, now, dry_run, |_, _| Ok(()))
+}
+
+/// Refresh with an apply hook.
+///
+/// Steps: lock the state directory (not for a dry run), load the last state, fetch, parse,
+/// [`validate_and_merge`], then call `apply(&new_state, &diff)` — the place to push
+/// `new_state.effective()` into a firewall — and only if it succeeds write the outputs, the state
+/// and an `ok` status. The hook is not called for a dry run.
+///
+/// On any error nothing but the status file is written: it gets `ok: false`, the reason, and the
+/// counts and changeNumber of the list still in force. A dry run writes nothing at all.
+pub fn refresh_with<F>(cfg: &FeedConfig, state_dir: &Path, now: SystemTime, dry_run: bool, apply: F) -> Result<Outcome>
+where
+    F: FnOnce(&State, &Diff) -> std::result::Result<(), String>,
+{
+    if dry_run {
+        let prev = state::load_state(state_dir)?;
+        return prepare(cfg, prev.as_ref(), now, true);
+    }
+    let _lock = state::lock_dir(state_dir)?;
+    let prev = match state::load_state(state_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            record_failure(state_dir, None, &e, now);
+            return Err(e);
+        }
+    };
+    let result = prepare(cfg, prev.as_ref(), now, false).and_then(|mut outcome| {
+        apply(&outcome.state, &outcome.diff).map_err(|m| Error::new(ErrorKind::Apply, m))?;
+        let paths = OutputPaths::resolve(state_dir, cfg.text_output.as_deref(), cfg.json_output.as_deref());
+        state::write_outputs(&outcome.state, &paths)?;
+        state::save_state(state_dir, &outcome.state)?;
+        outcome.written = vec![paths.text, paths.json];
+        Ok(outcome)
+    });
+    match result {
+        Ok(outcome) => {
+            let status = Status {
+                ok: true,
+                time: now,
+                message: summary(&outcome),
+                error_kind: None,
+                change_number: Some(outcome.state.change_number),
+                source: Some(outcome.source.clone()),
+                prefixes: outcome.state.counts(),
+                last_success: Some(now),
+                warnings: outcome.diff.warnings.iter().chain(&outcome.notes).cloned().collect(),
+            };
+            state::write_status(state_dir, &status)?;
+            Ok(outcome)
+        }
+        Err(e) => {
+            record_failure(state_dir, prev.as_ref(), &e, now);
+            Err(e)
+        }
+    }
+}
+
+fn prepare(cfg: &FeedConfig, prev: Option<&State>, now: SystemTime, dry_run: bool) -> Result<Outcome> {
+    let fetched = fetch(cfg)?;
+    let doc = parse(&fetched.bytes).map_err(|e| e.context(&fetched.url))?;
+    let (mut state, diff) = validate_and_merge(prev, &doc, cfg, now).map_err(|e| e.context(&fetched.url))?;
+    state.source = fetched.url.clone();
+    state.file_name = fetched.file_name.clone();
+    if let Some(h) = state.history.last_mut() {
+        if h.time == now && h.file_name.is_none() {
+            h.file_name = fetched.file_name.clone();
+        }
+    }
+    Ok(Outcome { state, diff, source: fetched.url, dry_run, written: Vec::new(), notes: fetched.notes })
+}
+
+/// Write a failed status that keeps describing the list still in force. Errors writing it are
+/// ignored: the refresh error is the one to report.
+fn record_failure(state_dir: &Path, prev: Option<&State>, e: &Error, now: SystemTime) {
+    let old = state::load_status(state_dir).ok().flatten();
+    let status = Status {
+        ok: false,
+        time: now,
+        message: e.to_string(),
+        error_kind: Some(e.kind().as_str().to_string()),
+        change_number: prev.map(|p| p.change_number),
+        source: prev.map(|p| p.source.clone()),
+        prefixes: prev.map(State::counts).unwrap_or(Counts::default()),
+        last_success: old.and_then(|s| s.last_success).or(prev.map(|p| p.updated)),
+        warnings: Vec::new(),
+    };
+    let _ = state::write_status(state_dir, &status);
+}
+
+/// One line about a successful refresh.
+pub fn summary(o: &Outcome) -> String {
+    let d = &o.diff;
+    let c = o.state.counts();
+    let from = match d.previous_change_number {
+        Some(p) if p != d.change_number => format!("changeNumber {p} -> {}", d.change_number),
+        Some(_) => format!("changeNumber {} (unchanged)", d.change_number),
+        None => format!("changeNumber {} (first list)", d.change_number),
+    };
+    format!(
+        "{from}: {} added, {} removed into grace, {} restored, {} expired; {} effective ({} IPv4, {} IPv6, {} in grace)",
+        d.added.len(),
+        d.removed.len(),
+        d.restored.len(),
+        d.expired.len(),
+        c.effective,
+        c.ipv4,
+        c.ipv6,
+        c.in_grace
+    )
+}

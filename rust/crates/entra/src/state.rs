@@ -1,0 +1,376 @@
+//! The state directory: the last good list (`state.json`), the monitoring status
+//! (`status.json`), the published outputs (`prefixes.txt`, `prefixes.json` by default) and a lock.
+//! Every file is written atomically (temporary file in the same directory, fsync, rename).
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{state_err, Error, ErrorKind, Result};
+use crate::model::{Cloud, TagInfo};
+
+pub const STATE_FILE: &str = "state.json";
+pub const STATUS_FILE: &str = "status.json";
+pub const TEXT_FILE: &str = "prefixes.txt";
+pub const JSON_FILE: &str = "prefixes.json";
+pub const LOCK_FILE: &str = ".lock";
+/// How many updates the state's history keeps.
+pub const HISTORY_LEN: usize = 10;
+/// The state file's format version.
+pub const STATE_VERSION: u32 = 1;
+
+/// The last good list and how it came to be.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub cloud: Cloud,
+    /// The configured tags, with their own changeNumber and counts in the applied file.
+    pub tags: Vec<TagInfo>,
+    /// The applied file's top-level changeNumber.
+    pub change_number: u64,
+    /// SHA-256 of the sorted published prefix list (see [`crate::content_hash`]).
+    pub content_sha256: String,
+    /// URL or path the applied file came from.
+    pub source: String,
+    pub file_name: Option<String>,
+    /// When this state was produced (the last successful refresh).
+    #[serde(with = "crate::time::ts")]
+    pub updated: SystemTime,
+    /// The grace period in force when this state was produced, in seconds.
+    pub grace_secs: u64,
+    /// The effective list: published prefixes, and removed ones still in grace (with `removed_at`).
+    pub prefixes: Vec<PrefixEntry>,
+    /// The last [`HISTORY_LEN`] updates, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixEntry {
+    pub prefix: IpNet,
+    /// Set while the prefix is in grace: no longer published, still allowed.
+    #[serde(default, with = "crate::time::ts_opt", skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<SystemTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    #[serde(with = "crate::time::ts")]
+    pub time: SystemTime,
+    pub change_number: u64,
+    pub added: usize,
+    pub removed: usize,
+    #[serde(default)]
+    pub restored: usize,
+    #[serde(default)]
+    pub expired: usize,
+    #[serde(default)]
+    pub file_name: Option<String>,
+}
+
+/// Prefix counts, for the status file and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Published plus in grace: what a firewall should allow.
+    pub effective: usize,
+    pub published: usize,
+    pub in_grace: usize,
+    pub ipv4: usize,
+    pub ipv6: usize,
+}
+
+impl State {
+    /// Every prefix a firewall should allow now (published and in grace).
+    pub fn effective(&self) -> BTreeSet<IpNet> {
+        self.prefixes.iter().map(|e| e.prefix).collect()
+    }
+
+    /// The prefixes the applied file publishes.
+    pub fn published(&self) -> BTreeSet<IpNet> {
+        self.prefixes.iter().filter(|e| e.removed_at.is_none()).map(|e| e.prefix).collect()
+    }
+
+    /// Removed prefixes still allowed, with their removal time.
+    pub fn in_grace(&self) -> Vec<(IpNet, SystemTime)> {
+        self.prefixes.iter().filter_map(|e| e.removed_at.map(|t| (e.prefix, t))).collect()
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_secs)
+    }
+
+    pub fn counts(&self) -> Counts {
+        let in_grace = self.prefixes.iter().filter(|e| e.removed_at.is_some()).count();
+        let ipv4 = self.prefixes.iter().filter(|e| matches!(e.prefix, IpNet::V4(_))).count();
+        Counts {
+            effective: self.prefixes.len(),
+            published: self.prefixes.len() - in_grace,
+            in_grace,
+            ipv4,
+            ipv6: self.prefixes.len() - ipv4,
+        }
+    }
+
+    /// The tag names, in configured order.
+    pub fn tag_names(&self) -> Vec<String> {
+        self.tags.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// Plain-text output: the effective list, one CIDR per line, IPv4 first, sorted.
+    pub fn render_text(&self) -> String {
+        let mut out = String::with_capacity(self.prefixes.len() * 20);
+        for p in self.effective() {
+            out.push_str(&p.to_string());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// JSON output for perimeter firewalls and other consumers.
+    pub fn render_json(&self) -> String {
+        let eff = self.effective();
+        let v4: Vec<String> = eff.iter().filter(|p| matches!(p, IpNet::V4(_))).map(|p| p.to_string()).collect();
+        let v6: Vec<String> = eff.iter().filter(|p| matches!(p, IpNet::V6(_))).map(|p| p.to_string()).collect();
+        let grace: Vec<serde_json::Value> = self
+            .in_grace()
+            .into_iter()
+            .map(|(p, t)| {
+                serde_json::json!({
+                    "prefix": p.to_string(),
+                    "removed_at": crate::time::format(t),
+                    "expires_at": crate::time::format(t + self.grace()),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "cloud": self.cloud.name(),
+            "tags": self.tag_names(),
+            "change_number": self.change_number,
+            "updated": crate::time::format(self.updated),
+            "source": self.source,
+            "sha256": crate::model::content_hash(&eff),
+            "prefixes": eff.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "ipv4": v4,
+            "ipv6": v6,
+            "grace": grace,
+        });
+        let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// What a monitoring system reads: the outcome of the last refresh.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub ok: bool,
+    #[serde(with = "crate::time::ts")]
+    pub time: SystemTime,
+    pub message: String,
+    /// The [`ErrorKind`] name when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+    /// The changeNumber of the list in force (unchanged by a failure).
+    pub change_number: Option<u64>,
+    /// Where the list in force came from.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Counts of the list in force.
+    pub prefixes: Counts,
+    /// The last successful refresh.
+    #[serde(with = "crate::time::ts_opt")]
+    pub last_success: Option<SystemTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Where the outputs go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputPaths {
+    pub text: PathBuf,
+    pub json: PathBuf,
+}
+
+impl OutputPaths {
+    pub fn resolve(state_dir: &Path, text: Option<&Path>, json: Option<&Path>) -> Self {
+        OutputPaths {
+            text: text.map_or_else(|| state_dir.join(TEXT_FILE), Path::to_path_buf),
+            json: json.map_or_else(|| state_dir.join(JSON_FILE), Path::to_path_buf),
+        }
+    }
+}
+
+/// The saved state, if any. A state file that exists but cannot be read is an error, never
+/// silently replaced.
+pub fn load_state(dir: &Path) -> Result<Option<State>> {
+    let Some(text) = read_optional(&dir.join(STATE_FILE))? else { return Ok(None) };
+    let state: State = serde_json::from_str(&text).map_err(|e| {
+        state_err(
+            format!("{} is unreadable (fix or remove it to start over)", dir.join(STATE_FILE).display()),
+            e,
+        )
+    })?;
+    if state.version != STATE_VERSION {
+        return Err(Error::new(
+            ErrorKind::State,
+            format!("{}: unsupported state version {}", dir.join(STATE_FILE).display(), state.version),
+        ));
+    }
+    Ok(Some(state))
+}
+
+pub fn load_status(dir: &Path) -> Result<Option<Status>> {
+    let path = dir.join(STATUS_FILE);
+    let Some(text) = read_optional(&path)? else { return Ok(None) };
+    serde_json::from_str(&text).map(Some).map_err(|e| state_err(path.display(), e))
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(state_err(format!("cannot read {}", path.display()), e)),
+    }
+}
+
+pub fn save_state(dir: &Path, state: &State) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(state).map_err(|e| state_err("cannot encode the state", e))?;
+    text.push('\n');
+    atomic_write(&dir.join(STATE_FILE), text.as_bytes())
+}
+
+pub fn write_status(dir: &Path, status: &Status) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(status).map_err(|e| state_err("cannot encode the status", e))?;
+    text.push('\n');
+    atomic_write(&dir.join(STATUS_FILE), text.as_bytes())
+}
+
+pub fn write_outputs(state: &State, paths: &OutputPaths) -> Result<()> {
+    atomic_write(&paths.text, state.render_text().as_bytes())?;
+    atomic_write(&paths.json, state.render_json().as_bytes())
+}
+
+/// Write `path` so that readers see the old content or the new, never a mix: a temporary file in
+/// the same directory, flushed to disk, renamed over `path`, then the directory flushed.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(|e| state_err(format!("cannot create {}", dir.display()), e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        state_err(format!("cannot write {}", path.display()), e)
+    })
+}
+
+/// An exclusive lock on the state directory, released on drop.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Take the state directory's lock without waiting: a second refresh at the same time fails with
+/// [`ErrorKind::Locked`] instead of interleaving its writes.
+pub fn lock_dir(dir: &Path) -> Result<DirLock> {
+    use std::os::unix::io::AsRawFd;
+    fs::create_dir_all(dir).map_err(|e| state_err(format!("cannot create {}", dir.display()), e))?;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| state_err(format!("cannot open {}", path.display()), e))?;
+    // SAFETY: flock on a file descriptor we own for the duration of the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(Error::new(
+                ErrorKind::Locked,
+                format!("another refresh holds {} ; try again later", path.display()),
+            ));
+        }
+        return Err(state_err(format!("cannot lock {}", path.display()), e));
+    }
+    Ok(DirLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vorfw-entra-state-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn sample() -> State {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_753_077_600);
+        State {
+            version: STATE_VERSION,
+            cloud: Cloud::Public,
+            tags: vec![TagInfo { name: "AzureActiveDirectory".into(), change_number: 24, ipv4: 1, ipv6: 1 }],
+            change_number: 363,
+            content_sha256: "x".into(),
+            source: "file".into(),
+            file_name: None,
+            updated: t,
+            grace_secs: 86400,
+            prefixes: vec![
+                PrefixEntry { prefix: "10.0.0.0/8".parse().unwrap(), removed_at: None },
+                PrefixEntry { prefix: "192.0.2.0/24".parse().unwrap(), removed_at: Some(t) },
+                PrefixEntry { prefix: "2001:db8::/32".parse().unwrap(), removed_at: None },
+            ],
+            history: vec![],
+        }
+    }
+
+    #[test]
+    fn state_round_trip_and_outputs() {
+        let d = tmp("rt");
+        assert_eq!(load_state(&d).unwrap(), None);
+        let s = sample();
+        save_state(&d, &s).unwrap();
+        assert_eq!(load_state(&d).unwrap(), Some(s.clone()));
+        assert_eq!(s.counts(), Counts { effective: 3, published: 2, in_grace: 1, ipv4: 2, ipv6: 1 });
+        assert_eq!(s.render_text(), "10.0.0.0/8\n192.0.2.0/24\n2001:db8::/32\n");
+        let j: serde_json::Value = serde_json::from_str(&s.render_json()).unwrap();
+        assert_eq!(j["ipv4"].as_array().unwrap().len(), 2);
+        assert_eq!(j["grace"][0]["expires_at"], "2025-07-22T06:00:00Z");
+        let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)], "no temporary file left behind");
+        fs::write(d.join(STATE_FILE), "{").unwrap();
+        assert_eq!(load_state(&d).unwrap_err().kind(), ErrorKind::State);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn lock_is_exclusive() {
+        let d = tmp("lock");
+        let l = lock_dir(&d).unwrap();
+        assert_eq!(lock_dir(&d).unwrap_err().kind(), ErrorKind::Locked);
+        drop(l);
+        lock_dir(&d).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

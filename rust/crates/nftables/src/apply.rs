@@ -1,0 +1,212 @@
+//! Converge the host's nftables to a policy: one atomic transaction, persisted for boot.
+
+use crate::model::{render, script, TABLE};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use vorfw_core::policy::Policy;
+
+/// Where things live (overridable for tests).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub nft: String,
+    /// Our directory: the persisted script and what we last wrote.
+    pub dir: PathBuf,
+    /// Boot-time nftables configurations, first existing one wins (RHEL, then Debian/Ubuntu).
+    pub boot_confs: Vec<PathBuf>,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            nft: "nft".into(),
+            dir: "/etc/vorstream-firewall".into(),
+            boot_confs: vec!["/etc/sysconfig/nftables.conf".into(), "/etc/nftables.conf".into()],
+        }
+    }
+}
+
+impl Paths {
+    fn script_file(&self) -> PathBuf {
+        self.dir.join("vorstream.nft")
+    }
+    fn state_file(&self) -> PathBuf {
+        self.dir.join("nftables-state.json")
+    }
+    fn boot_conf(&self) -> PathBuf {
+        self.boot_confs
+            .iter()
+            .find(|p| p.exists())
+            .cloned()
+            .unwrap_or_else(|| self.boot_confs.last().cloned().unwrap_or_default())
+    }
+    fn include_line(&self) -> String {
+        format!("include \"{}\"", self.script_file().display())
+    }
+}
+
+/// What we last wrote: the script, and the table as the kernel printed it back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct State {
+    script: String,
+    canonical: String,
+    lines: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub changes: Vec<String>,
+    pub before: String,
+    pub after: String,
+    pub warnings: Vec<String>,
+}
+
+fn nft(paths: &Paths, args: &[&str], input: Option<&str>) -> Result<String, String> {
+    let mut cmd = Command::new(&paths.nft);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e} (is nftables installed?)", paths.nft))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).map_err(|e| format!("nft: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("nft {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// The table as the kernel has it, or `None` if it does not exist.
+pub fn current_table(paths: &Paths) -> Result<Option<String>, String> {
+    let (family, name) = TABLE.split_once(' ').expect("TABLE");
+    match nft(paths, &["list", "table", family, name], None) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.contains("No such file or directory") || e.contains("does not exist") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("vorfw-tmp");
+    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    match std::fs::rename(&tmp, path) {
+        Ok(()) => Ok(()),
+        // A bind-mounted file (containers, test labs) cannot be replaced: rewrite it in place.
+        Err(e) if e.raw_os_error() == Some(libc_ebusy()) => {
+            let _ = std::fs::remove_file(&tmp);
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(format!("{}: {e}", path.display()))
+        }
+    }
+}
+
+/// EBUSY on Linux.
+const fn libc_ebusy() -> i32 {
+    16
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// Bring `inet vorstream` (and its boot-time copy) to `policy`. Check mode writes nothing.
+pub fn converge(paths: &Paths, policy: &Policy, check: bool) -> Result<Report, String> {
+    let want = script(policy);
+    let lines = render(policy);
+    let current = current_table(paths)?;
+    let state: Option<State> = read(&paths.state_file()).and_then(|s| serde_json::from_str(&s).ok());
+    let table_ok = matches!((&state, &current), (Some(s), Some(c)) if s.script == want && s.canonical == *c);
+    let persisted = read(&paths.script_file());
+    let state_text = read(&paths.state_file());
+    let persist_ok = persisted.as_deref() == Some(want.as_str());
+    let boot = paths.boot_conf();
+    let boot_text = read(&boot).unwrap_or_default();
+    let include = paths.include_line();
+    let include_ok = boot_text.lines().any(|l| l.trim() == include);
+
+    let mut report = Report { after: lines.clone(), ..Default::default() };
+    report.before = match (&state, &current) {
+        (Some(s), Some(c)) if s.canonical == *c => s.lines.clone(),
+        (_, Some(c)) => format!("# table {TABLE} differs from what vorstream.firewall last wrote:\n{c}"),
+        (_, None) => String::new(),
+    };
+    if !table_ok {
+        report.changes.push(format!(
+            "replace table {TABLE} ({} sets, {} accepted ports) in one transaction",
+            policy.sets.len(),
+            policy.accepts.len()
+        ));
+    }
+    if !persist_ok {
+        report.changes.push(format!("write {}", paths.script_file().display()));
+    }
+    if !include_ok {
+        report.changes.push(format!("add '{include}' to {}", boot.display()));
+    }
+    if check || report.changes.is_empty() {
+        return Ok(report);
+    }
+
+    // 1. The table, atomically. A failed transaction changes nothing.
+    if !table_ok {
+        nft(paths, &["-f", "-"], Some(&want)).map_err(|e| format!("step 1 (replace table {TABLE}) failed: {e}"))?;
+    }
+    let undo_table = || -> Result<(), String> {
+        match &current {
+            Some(prev) => {
+                let (f, n) = TABLE.split_once(' ').expect("TABLE");
+                nft(paths, &["-f", "-"], Some(&format!("table {f} {n} {{}}\ndelete table {f} {n}\n{prev}"))).map(|_| ())
+            }
+            None => nft(paths, &["delete", "table", "inet", "vorstream"], None).map(|_| ()),
+        }
+    };
+    let rest = (|| -> Result<(), String> {
+        let canonical = current_table(paths)?.unwrap_or_default();
+        let st = State { script: want.clone(), canonical, lines };
+        write_atomic(&paths.state_file(), &serde_json::to_string_pretty(&st).expect("state serializes"))
+            .map_err(|e| format!("step 2 (record state) failed: {e}"))?;
+        if !persist_ok {
+            write_atomic(&paths.script_file(), &want).map_err(|e| format!("step 3 (persist script) failed: {e}"))?;
+        }
+        if !include_ok {
+            let mut text = if boot_text.is_empty() { "#!/usr/sbin/nft -f\n".to_string() } else { boot_text.clone() };
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("# Added by vorstream.firewall: its table, restored at boot.\n{include}\n"));
+            write_atomic(&boot, &text).map_err(|e| format!("step 4 (include in {}) failed: {e}", boot.display()))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = rest {
+        let mut restore = vec![];
+        if !table_ok {
+            restore.push(undo_table());
+        }
+        for (path, prev) in [(paths.script_file(), &persisted), (paths.state_file(), &state_text)] {
+            match prev {
+                Some(p) => restore.push(write_atomic(&path, p)),
+                None => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let failed: Vec<String> = restore.into_iter().filter_map(Result::err).collect();
+        return Err(if failed.is_empty() {
+            format!("{e}; the previous state was restored")
+        } else {
+            format!("{e}; restoring the previous state failed too: {}", failed.join("; "))
+        });
+    }
+    Ok(report)
+}

@@ -1,0 +1,127 @@
+//! Pure part: the policy as an nft script, and as lines a person reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use vorfw_core::policy::{object_name, Family, Policy};
+use vorfw_core::Proto;
+
+/// Our table, in the `inet` family (IPv4 and IPv6 in one).
+pub const TABLE: &str = "inet vorstream";
+
+fn set_name(key: &str, fam: Family) -> String {
+    object_name("", key, fam, 64)
+}
+
+/// Ports per (set, family, protocol): one rule each, with an anonymous port set.
+fn grouped(p: &Policy) -> BTreeMap<(String, Family, Proto), BTreeSet<u16>> {
+    let mut g: BTreeMap<(String, Family, Proto), BTreeSet<u16>> = BTreeMap::new();
+    for a in p.accepts.keys() {
+        g.entry((a.set.clone(), a.family, a.protocol)).or_default().insert(a.port);
+    }
+    g
+}
+
+/// The whole table as an `nft -f` script that replaces it atomically (the empty `table`
+/// line makes `delete` safe when the table does not exist yet; nft 1.0.6 has no `destroy`).
+pub fn script(p: &Policy) -> String {
+    let (t_family, t_name) = TABLE.split_once(' ').expect("TABLE is 'family name'");
+    let mut s = String::new();
+    let _ = writeln!(s, "# Owned by vorstream.firewall: generated, replaced as a whole on every change.");
+    let _ = writeln!(s, "table {t_family} {t_name} {{}}");
+    let _ = writeln!(s, "delete table {t_family} {t_name}");
+    let _ = writeln!(s, "table {t_family} {t_name} {{");
+    let _ = writeln!(s, "\tcomment \"Owned by vorstream.firewall\"");
+    for ((key, fam), nets) in &p.sets {
+        let ty = match fam {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        };
+        let elems: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+        let _ = writeln!(s, "\tset {} {{", set_name(key, *fam));
+        let _ = writeln!(s, "\t\ttype {ty}");
+        let _ = writeln!(s, "\t\tflags interval");
+        if !elems.is_empty() {
+            let _ = writeln!(s, "\t\telements = {{ {} }}", elems.join(", "));
+        }
+        let _ = writeln!(s, "\t}}");
+    }
+    let _ = writeln!(s, "\tchain input {{");
+    let _ = writeln!(s, "\t\ttype filter hook input priority filter; policy drop;");
+    let _ = writeln!(s, "\t\tiif \"lo\" accept");
+    let _ = writeln!(s, "\t\tct state established,related accept");
+    let _ = writeln!(s, "\t\tct state invalid drop");
+    let _ = writeln!(
+        s,
+        "\t\tip protocol icmp icmp type {{ destination-unreachable, time-exceeded, parameter-problem }} accept"
+    );
+    let _ = writeln!(
+        s,
+        "\t\tip6 nexthdr ipv6-icmp icmpv6 type {{ destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert }} accept"
+    );
+    for ((key, fam, proto), ports) in grouped(p) {
+        let addr = match fam {
+            Family::V4 => "ip saddr",
+            Family::V6 => "ip6 saddr",
+        };
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let ports = if ports.len() == 1 { ports[0].clone() } else { format!("{{ {} }}", ports.join(", ")) };
+        let _ = writeln!(s, "\t\t{addr} @{} {} dport {ports} accept", set_name(&key, fam), proto.as_str());
+    }
+    let _ = writeln!(s, "\t\treject with icmpx type admin-prohibited");
+    let _ = writeln!(s, "\t}}");
+    let _ = writeln!(s, "}}");
+    s
+}
+
+/// One line per set member and per accepted port, for `--diff`.
+pub fn render(p: &Policy) -> String {
+    let mut s = String::new();
+    for ((key, fam), nets) in &p.sets {
+        for n in nets {
+            let _ = writeln!(s, "set {}: {n}", set_name(key, *fam));
+        }
+    }
+    for a in p.accepts.keys() {
+        let _ = writeln!(s, "accept {}/{} from @{}", a.port, a.protocol, set_name(&a.set, a.family));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vorfw_core::policy::Accept;
+
+    fn policy() -> Policy {
+        let mut p = Policy::default();
+        p.sets
+            .insert(("g-all".into(), Family::V4), vec!["10.0.0.1/32".parse().unwrap(), "10.0.1.0/24".parse().unwrap()]);
+        p.sets.insert(("a-user".into(), Family::V6), vec!["::/0".parse().unwrap()]);
+        for port in [100, 200] {
+            p.accepts.insert(
+                Accept { set: "g-all".into(), family: Family::V4, protocol: Proto::Tcp, port },
+                Default::default(),
+            );
+        }
+        p.accepts.insert(
+            Accept { set: "a-user".into(), family: Family::V6, protocol: Proto::Udp, port: 300 },
+            Default::default(),
+        );
+        p
+    }
+
+    #[test]
+    fn script_replaces_the_table_atomically_and_groups_ports() {
+        let s = script(&policy());
+        assert!(s.contains("table inet vorstream {}\ndelete table inet vorstream\ntable inet vorstream {"));
+        assert!(s.contains("elements = { 10.0.0.1/32, 10.0.1.0/24 }"));
+        assert!(s.contains("\t\tip saddr @g-all-4 tcp dport { 100, 200 } accept\n"));
+        assert!(s.contains("\t\tip6 saddr @a-user-6 udp dport 300 accept\n"));
+        assert!(s.trim_end().ends_with("reject with icmpx type admin-prohibited\n\t}\n}"));
+    }
+
+    #[test]
+    fn render_is_line_per_object() {
+        assert_eq!(render(&policy()).lines().count(), 3 + 3);
+    }
+}

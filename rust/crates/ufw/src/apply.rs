@@ -1,0 +1,636 @@
+//! Converge ufw to a policy: read its files, plan, and (unless checking) write the rules files
+//! in one batch, then let ufw load them with at most two ufw processes, with rollback.
+
+use crate::model::{self, FilePlan, UfwRule};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vorfw_core::policy::{Family, Policy};
+
+/// Where ufw keeps its state, and its program. Tests point these at a scratch directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `/etc/ufw`: user.rules, user6.rules, ufw.conf, after*.rules.
+    pub etc_ufw: PathBuf,
+    /// `/etc/default/ufw`: DEFAULT_INPUT_POLICY, IPV6.
+    pub default_file: PathBuf,
+    /// `/usr/sbin/ufw`.
+    pub program: PathBuf,
+    /// ufw's own lock (`/run/ufw.lock`), held while we read and write the rules files so a
+    /// concurrent `ufw` command cannot interleave. `None`: no locking.
+    pub lock: Option<PathBuf>,
+    /// systemd's link that starts ufw at boot; when its directory exists but the link does
+    /// not, a warning says the rules will not survive a reboot. `None`: not checked.
+    pub boot_link: Option<PathBuf>,
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        Paths {
+            etc_ufw: "/etc/ufw".into(),
+            default_file: "/etc/default/ufw".into(),
+            program: "/usr/sbin/ufw".into(),
+            lock: Some("/run/ufw.lock".into()),
+            boot_link: Some("/etc/systemd/system/multi-user.target.wants/ufw.service".into()),
+        }
+    }
+}
+
+impl Paths {
+    pub fn conf(&self) -> PathBuf {
+        self.etc_ufw.join("ufw.conf")
+    }
+
+    pub fn rules(&self, f: Family) -> PathBuf {
+        self.etc_ufw.join(model::file_name(f))
+    }
+
+    /// Every file a converge may change (ours and those ufw's CLI rewrites), for rollback.
+    fn touched(&self) -> Vec<PathBuf> {
+        vec![
+            self.rules(Family::V4),
+            self.rules(Family::V6),
+            self.conf(),
+            self.default_file.clone(),
+            self.etc_ufw.join("after.rules"),
+            self.etc_ufw.join("after6.rules"),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The ufw program exists.
+    pub installed: bool,
+    /// `ENABLED=yes` in ufw.conf (what ufw itself calls enabled).
+    pub enabled: bool,
+}
+
+/// Is ufw installed and enabled (default paths)?
+pub fn detect() -> Status {
+    detect_at(&Paths::default())
+}
+
+pub fn detect_at(paths: &Paths) -> Status {
+    let installed = paths.program.is_file();
+    let conf = fs::read_to_string(paths.conf()).unwrap_or_default();
+    let enabled = model::read_settings(&[&conf]).get("enabled").is_some_and(|v| v == "yes");
+    Status { installed, enabled }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Something was (or, in check mode, would be) changed.
+    pub changed: bool,
+    /// The steps, in words, in the order they run.
+    pub changes: Vec<String>,
+    /// Owned state before and after, one line per item (Ansible's --diff).
+    pub before: String,
+    pub after: String,
+    pub warnings: Vec<String>,
+    /// Owned rules added and removed over both files.
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// What ufw's settings say, as far as we care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Settings {
+    enabled: bool,
+    /// `DEFAULT_INPUT_POLICY` lower-cased: drop, accept, reject.
+    input: String,
+    ipv6: bool,
+}
+
+impl Settings {
+    fn read(paths: &Paths) -> Result<Settings, String> {
+        let default = read(&paths.default_file)?;
+        let conf = read(&paths.conf())?;
+        let s = model::read_settings(&[&default, &conf]);
+        Ok(Settings {
+            enabled: s.get("enabled").is_some_and(|v| v == "yes"),
+            input: s.get("default_input_policy").cloned().unwrap_or_default(),
+            ipv6: s.get("ipv6").is_some_and(|v| v == "yes"),
+        })
+    }
+
+    /// ufw's word for the incoming policy.
+    fn incoming(&self) -> &str {
+        match self.input.as_str() {
+            "accept" => "allow",
+            "reject" => "reject",
+            "drop" => "deny",
+            "" => "(unset)",
+            other => other,
+        }
+    }
+
+    fn render(&self) -> String {
+        format!("ufw enabled: {}\ndefault incoming: {}\n", if self.enabled { "yes" } else { "no" }, self.incoming())
+    }
+}
+
+fn read(p: &Path) -> Result<String, String> {
+    fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+}
+
+/// One write step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Write(Family),
+    DefaultDeny,
+    Enable,
+    Reload,
+}
+
+impl Step {
+    fn ufw_args(&self) -> &'static [&'static str] {
+        match self {
+            Step::Write(_) => &[],
+            Step::DefaultDeny => &["default", "deny", "incoming"],
+            Step::Enable => &["--force", "enable"],
+            Step::Reload => &["reload"],
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Write(fam) => write!(f, "write {}", model::file_name(*fam)),
+            s => write!(f, "ufw {}", s.ufw_args().join(" ")),
+        }
+    }
+}
+
+/// Read ufw's state and plan: the report (in check-mode form), the settings read, the plan of
+/// each rules file and the steps to run (none when everything is as wanted).
+fn prepare(paths: &Paths, want: &[UfwRule]) -> Result<(Report, Settings, Vec<FilePlan>, Vec<Step>), String> {
+    let mut report = Report::default();
+    let settings = Settings::read(paths)?;
+    let mut plans: Vec<FilePlan> = vec![];
+    for fam in [Family::V4, Family::V6] {
+        let current = read(&paths.rules(fam))?;
+        let mine: Vec<UfwRule> = want.iter().filter(|r| r.family == fam).cloned().collect();
+        if fam == Family::V6 && !settings.ipv6 {
+            if !mine.is_empty() {
+                report.warnings.push(format!(
+                    "IPV6=no in {}: ufw ignores user6.rules, so the {} IPv6 rules of the policy are not applied \
+                     (set IPV6=yes to apply them)",
+                    paths.default_file.display(),
+                    mine.len()
+                ));
+            }
+            // ufw rewrites user6.rules without any rule when IPv6 is off: leave it alone.
+            let file = model::RulesFile::parse(&current).map_err(|e| format!("user6.rules: {e}"))?;
+            let owned = model::render_owned(&file, fam);
+            plans.push(FilePlan {
+                family: fam,
+                content: current,
+                changed: false,
+                added: 0,
+                removed: 0,
+                kept: file.operator().count(),
+                before: owned.clone(),
+                after: owned,
+            });
+            continue;
+        }
+        plans.push(model::plan_file(fam, &current, &mine)?);
+    }
+    if let Some(link) = &paths.boot_link {
+        if link.parent().is_some_and(Path::is_dir) && fs::symlink_metadata(link).is_err() {
+            report.warnings.push(format!(
+                "ufw.service is not enabled in systemd ({} is missing): ufw will not start at boot \
+                 (systemctl enable ufw)",
+                link.display()
+            ));
+        }
+    }
+    let want_settings = Settings { enabled: true, input: "drop".into(), ipv6: settings.ipv6 };
+    report.before = settings.render() + &plans.iter().map(|p| p.before.as_str()).collect::<String>();
+    report.after = want_settings.render() + &plans.iter().map(|p| p.after.as_str()).collect::<String>();
+    report.added = plans.iter().map(|p| p.added).sum();
+    report.removed = plans.iter().map(|p| p.removed).sum();
+
+    let mut steps: Vec<Step> = vec![];
+    for p in &plans {
+        if let Some(d) = p.describe() {
+            report.changes.push(d);
+            steps.push(Step::Write(p.family));
+        }
+    }
+    let rules_changed = !steps.is_empty();
+    if settings.input != "drop" {
+        report.changes.push(format!("set the default incoming policy to deny (was {})", settings.incoming()));
+        steps.push(Step::DefaultDeny);
+    }
+    if !settings.enabled {
+        report.changes.push("enable ufw".into());
+        steps.push(Step::Enable);
+    } else if rules_changed && !steps.contains(&Step::DefaultDeny) {
+        // (`ufw default` restarts an enabled ufw itself, which loads the new files.)
+        report.changes.push("reload ufw".into());
+        steps.push(Step::Reload);
+    }
+    report.changed = !steps.is_empty();
+    Ok((report, settings, plans, steps))
+}
+
+/// Bring ufw to `policy` (default paths). See [`converge_at`].
+pub fn converge(policy: &Policy, check: bool) -> Result<Report, String> {
+    converge_at(&Paths::default(), policy, check)
+}
+
+/// Bring ufw to `policy`: the owned rules in user.rules/user6.rules, the default incoming policy
+/// deny, ufw enabled. In check mode nothing is written and the report says what would be.
+/// Unchanged state: no write and no process. Otherwise both rules files are written first
+/// (atomically), then ufw's CLI sets the default policy if needed and enables ufw, or reloads
+/// it if it was enabled already, so ufw is never enabled before our rules are in place. On
+/// failure every file is restored (and ufw reloaded, or stopped again if it was disabled) and
+/// the error names the failed step.
+pub fn converge_at(paths: &Paths, policy: &Policy, check: bool) -> Result<Report, String> {
+    if !paths.program.is_file() {
+        return Err(format!("ufw is not installed ({} not found)", paths.program.display()));
+    }
+    let want = model::desired(policy);
+    let first = prepare(paths, &want)?;
+    if check || first.3.is_empty() {
+        return Ok(first.0);
+    }
+    // Something to write: take ufw's lock (so that no ufw command interleaves) and plan again
+    // from what the files hold now. The lock is released before ufw runs: it takes it too.
+    let mut lock = lock(paths)?;
+    let (mut report, settings, plans, steps) = prepare(paths, &want)?;
+    if steps.is_empty() {
+        return Ok(report);
+    }
+    let backup = Backup::take(paths)?;
+    for (i, step) in steps.iter().enumerate() {
+        let result = match step {
+            Step::Write(fam) => {
+                let plan = plans.iter().find(|p| p.family == *fam).expect("planned");
+                replace(&paths.rules(*fam), plan.content.as_bytes())
+            }
+            _ => {
+                drop(lock.take());
+                run(paths, step.ufw_args())
+            }
+        };
+        if let Err(e) = result {
+            drop(lock.take());
+            let msg = format!("step {} of {} ({step}) failed: {e}", i + 1, steps.len());
+            // Make the running firewall match the restored files again, if ufw touched it.
+            let ran = &steps[..=i];
+            let again: &[&str] = if settings.enabled && ran.iter().any(|s| !matches!(s, Step::Write(_))) {
+                &["reload"]
+            } else if ran.contains(&Step::Enable) {
+                // It was disabled and the enable failed half-way: stop it again.
+                &["--force", "disable"]
+            } else {
+                &[]
+            };
+            return Err(match backup.restore(paths, again) {
+                Ok(()) => format!("{msg}; the previous state was restored"),
+                Err(r) => format!("{msg}; restoring the previous state failed too: {r}"),
+            });
+        }
+    }
+    drop(lock);
+    // ufw rewrote both files when it (re)started: check it read our rules back as written.
+    for p in plans.iter().filter(|p| p.changed) {
+        let now = read(&paths.rules(p.family))?;
+        let mine: Vec<UfwRule> = want.iter().filter(|r| r.family == p.family).cloned().collect();
+        if model::plan_file(p.family, &now, &mine).map(|again| again.changed).unwrap_or(true) {
+            report.warnings.push(format!(
+                "ufw rewrote {} differently from what was written; the next run will report a change",
+                model::file_name(p.family)
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// ufw's CLI, with untranslated messages.
+fn run(paths: &Paths, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(&paths.program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", paths.program.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if text.is_empty() {
+        text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    }
+    Err(format!("{} exited with {}: {text}", paths.program.display(), out.status))
+}
+
+/// ufw's lock (a POSIX record lock on the whole file, as Python's `fcntl.lockf` takes it).
+struct Lock(#[allow(dead_code)] File);
+
+fn lock(paths: &Paths) -> Result<Option<Lock>, String> {
+    let Some(p) = &paths.lock else { return Ok(None) };
+    if !p.parent().is_some_and(Path::is_dir) {
+        return Ok(None);
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(p)
+        .map_err(|e| format!("cannot open ufw's lock {}: {e}", p.display()))?;
+    // SAFETY: a zeroed flock is valid; F_SETLKW only reads it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    loop {
+        // SAFETY: valid descriptor and flock for the duration of the call.
+        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLKW, &fl) } == 0 {
+            return Ok(Some(Lock(f)));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != ErrorKind::Interrupted {
+            return Err(format!("cannot take ufw's lock {}: {e}", p.display()));
+        }
+    }
+}
+
+/// Replace a file's content atomically: a temporary file in the same directory, with the
+/// original's mode and owner, renamed over it. A file that cannot be renamed over (a
+/// bind-mounted file) is rewritten in place, as ufw itself does.
+fn replace(path: &Path, content: &[u8]) -> Result<(), String> {
+    let dir = path.parent().ok_or_else(|| format!("{}: no parent directory", path.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tmp = dir.join(format!(".{name}.vorfw-{}", std::process::id()));
+    let write_tmp = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(content)?;
+        std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))?;
+        f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    match write_tmp() {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            if e.raw_os_error() == Some(libc::EBUSY) || e.raw_os_error() == Some(libc::EXDEV) {
+                let mut f = OpenOptions::new().write(true).truncate(true).open(path).map_err(|e| e.to_string())?;
+                f.write_all(content).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+            } else {
+                Err(format!("{}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// Copies of every file a converge may change.
+struct Backup(Vec<(PathBuf, Option<Vec<u8>>)>);
+
+impl Backup {
+    fn take(paths: &Paths) -> Result<Backup, String> {
+        let mut v = vec![];
+        for p in paths.touched() {
+            match fs::read(&p) {
+                Ok(b) => v.push((p, Some(b))),
+                Err(e) if e.kind() == ErrorKind::NotFound => v.push((p, None)),
+                Err(e) => return Err(format!("cannot back up {}: {e}", p.display())),
+            }
+        }
+        Ok(Backup(v))
+    }
+
+    /// Put back every file that differs, then run `ufw <again>` (if not empty).
+    fn restore(&self, paths: &Paths, again: &[&str]) -> Result<(), String> {
+        let mut errors = vec![];
+        for (p, content) in &self.0 {
+            let Some(content) = content else { continue };
+            if fs::read(p).ok().as_ref() != Some(content) {
+                if let Err(e) = replace(p, content) {
+                    errors.push(e);
+                }
+            }
+        }
+        if !again.is_empty() {
+            if let Err(e) = run(paths, again) {
+                errors.push(format!("ufw {}: {e}", again.join(" ")));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipnet::IpNet;
+    use vorfw_core::policy::Accept;
+    use vorfw_core::Proto;
+
+    /// A scratch /etc/ufw + /etc/default/ufw + a fake ufw that logs its arguments and does
+    /// what `script` says.
+    struct Scratch {
+        dir: PathBuf,
+        paths: Paths,
+    }
+
+    impl Scratch {
+        fn new(name: &str, fixture: &str, enabled: bool, input: &str, script: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("vorfw-ufw-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("etc-ufw")).unwrap();
+            let fx = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+            for f in ["user.rules", "user6.rules"] {
+                fs::copy(format!("{fx}/{f}"), dir.join("etc-ufw").join(f)).unwrap();
+                fs::set_permissions(dir.join("etc-ufw").join(f), fs::Permissions::from_mode(0o640)).unwrap();
+            }
+            let yn = if enabled { "yes" } else { "no" };
+            fs::write(dir.join("etc-ufw/ufw.conf"), format!("# conf\nENABLED={yn}\nLOGLEVEL=low\n")).unwrap();
+            fs::write(dir.join("etc-ufw/after.rules"), "after\n").unwrap();
+            fs::write(dir.join("default-ufw"), format!("IPV6=yes\nDEFAULT_INPUT_POLICY=\"{input}\"\n")).unwrap();
+            let program = dir.join("ufw");
+            let log = dir.join("log");
+            fs::write(&program, format!("#!/bin/sh\necho \"$*\" >>{}\n{script}\n", log.display())).unwrap();
+            fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+            let paths = Paths {
+                etc_ufw: dir.join("etc-ufw"),
+                default_file: dir.join("default-ufw"),
+                program,
+                lock: Some(dir.join("ufw.lock")),
+                boot_link: Some(dir.join("wants/ufw.service")),
+            };
+            Scratch { dir, paths }
+        }
+
+        fn log(&self) -> String {
+            fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+        }
+
+        fn rules(&self, f: &str) -> String {
+            fs::read_to_string(self.paths.etc_ufw.join(f)).unwrap()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn fixture(dir: &str, f: &str) -> String {
+        fs::read_to_string(format!("{}/tests/fixtures/{dir}/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn policy() -> Policy {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let mut p = Policy::default();
+        p.sets.insert(("a-user".into(), Family::V4), vec![net("0.0.0.0/0")]);
+        p.sets.insert(("a-user".into(), Family::V6), vec![net("::/0")]);
+        p.sets.insert(("g-all".into(), Family::V4), vec![net("10.0.0.5/32"), net("10.1.0.0/16")]);
+        p.sets.insert(("g-all".into(), Family::V6), vec![net("2001:db8::5/128"), net("fd00::/8")]);
+        for (set, fam, proto, port) in [
+            ("a-user", Family::V4, Proto::Tcp, 8081),
+            ("a-user", Family::V6, Proto::Tcp, 8081),
+            ("g-all", Family::V4, Proto::Tcp, 8301),
+            ("g-all", Family::V4, Proto::Udp, 8301),
+            ("g-all", Family::V6, Proto::Tcp, 8302),
+        ] {
+            p.accepts.insert(Accept { set: set.into(), family: fam, protocol: proto, port }, Default::default());
+        }
+        p
+    }
+
+    #[test]
+    fn check_mode_writes_nothing_and_runs_nothing() {
+        let s = Scratch::new("check", "operator", false, "ACCEPT", "exit 1");
+        let r = converge_at(&s.paths, &policy(), true).unwrap();
+        assert!(r.changed);
+        assert_eq!(
+            r.changes,
+            [
+                "user.rules: add 5 and remove 0 owned rules, keep 5 operator rules",
+                "user6.rules: add 3 and remove 0 owned rules, keep 5 operator rules",
+                "set the default incoming policy to deny (was allow)",
+                "enable ufw",
+            ]
+        );
+        assert_eq!(s.rules("user.rules"), fixture("operator", "user.rules"));
+        assert_eq!(s.log(), "");
+        assert!(r.before.starts_with("ufw enabled: no\ndefault incoming: allow\n"));
+        assert!(r
+            .after
+            .starts_with("ufw enabled: yes\ndefault incoming: deny\nallow 8081/tcp from any (vorfw:a-user)\n"));
+        assert_eq!(r.after.lines().count(), 2 + 8);
+        assert_eq!((r.added, r.removed), (8, 0));
+    }
+
+    #[test]
+    fn apply_writes_both_files_then_enables_once() {
+        let s = Scratch::new("apply", "operator", false, "DROP", "exit 0");
+        let r = converge_at(&s.paths, &policy(), false).unwrap();
+        assert!(r.changed, "{r:?}");
+        assert_eq!(s.rules("user.rules"), fixture("mixed", "user.rules"));
+        assert_eq!(s.rules("user6.rules"), fixture("mixed", "user6.rules"));
+        assert_eq!(s.log(), "--force enable\n");
+        assert!(s.paths.lock.as_ref().unwrap().exists());
+        let mode = fs::metadata(s.paths.rules(Family::V4)).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        assert!(fs::read_dir(&s.paths.etc_ufw).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')));
+    }
+
+    #[test]
+    fn unchanged_state_makes_no_write_and_runs_no_process() {
+        let s = Scratch::new("same", "mixed", true, "DROP", "exit 1");
+        let before = fs::metadata(s.paths.rules(Family::V4)).unwrap().modified().unwrap();
+        let r = converge_at(&s.paths, &policy(), false).unwrap();
+        assert!(!r.changed && r.changes.is_empty(), "{r:?}");
+        assert_eq!(r.before, r.after);
+        assert_eq!(s.log(), "");
+        assert_eq!(fs::metadata(s.paths.rules(Family::V4)).unwrap().modified().unwrap(), before);
+        // not even ufw's lock file is created
+        assert!(!s.paths.lock.as_ref().unwrap().exists());
+    }
+
+    #[test]
+    fn enabled_ufw_is_reloaded_once_or_restarted_by_default_policy() {
+        let s = Scratch::new("reload", "stale", true, "DROP", "exit 0");
+        let r = converge_at(&s.paths, &policy(), false).unwrap();
+        assert_eq!(r.changes.last().unwrap(), "reload ufw");
+        assert_eq!(s.log(), "reload\n");
+        assert_eq!(s.rules("user.rules"), fixture("mixed2", "user.rules"));
+        let s = Scratch::new("default", "stale", true, "REJECT", "exit 0");
+        let r = converge_at(&s.paths, &policy(), false).unwrap();
+        assert_eq!(r.changes.last().unwrap(), "set the default incoming policy to deny (was reject)");
+        assert_eq!(s.log(), "default deny incoming\n");
+    }
+
+    #[test]
+    fn failure_restores_files_and_names_the_step() {
+        // ufw fails to enable after changing ufw.conf and after.rules
+        let s = Scratch::new(
+            "fail",
+            "operator",
+            false,
+            "ACCEPT",
+            "case \"$*\" in *enable) echo 'ENABLED=yes' >$(dirname $0)/etc-ufw/ufw.conf; echo boom >&2; exit 1;; esac",
+        );
+        let conf = fs::read_to_string(s.paths.conf()).unwrap();
+        let e = converge_at(&s.paths, &policy(), false).unwrap_err();
+        assert!(e.starts_with("step 4 of 4 (ufw --force enable) failed: "), "{e}");
+        assert!(e.contains("boom") && e.ends_with("the previous state was restored"), "{e}");
+        assert_eq!(s.rules("user.rules"), fixture("operator", "user.rules"));
+        assert_eq!(s.rules("user6.rules"), fixture("operator", "user6.rules"));
+        assert_eq!(fs::read_to_string(s.paths.conf()).unwrap(), conf);
+        // ufw was disabled: after the failed enable, it is stopped again
+        assert_eq!(s.log(), "default deny incoming\n--force enable\n--force disable\n");
+    }
+
+    #[test]
+    fn ipv6_off_leaves_user6_rules_alone_and_warns() {
+        let s = Scratch::new("nov6", "operator", true, "DROP", "exit 0");
+        fs::write(&s.paths.default_file, "IPV6=no\nDEFAULT_INPUT_POLICY=\"DROP\"\n").unwrap();
+        let r = converge_at(&s.paths, &policy(), false).unwrap();
+        assert_eq!(s.rules("user6.rules"), fixture("operator", "user6.rules"));
+        assert_eq!(s.rules("user.rules"), fixture("mixed", "user.rules"));
+        assert!(r.warnings[0].contains("the 3 IPv6 rules"), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn a_missing_boot_link_is_a_warning() {
+        let s = Scratch::new("boot", "mixed", true, "DROP", "exit 1");
+        assert!(converge_at(&s.paths, &policy(), true).unwrap().warnings.is_empty());
+        fs::create_dir(s.dir.join("wants")).unwrap();
+        let r = converge_at(&s.paths, &policy(), true).unwrap();
+        assert!(r.warnings[0].contains("will not start at boot"), "{:?}", r.warnings);
+        std::os::unix::fs::symlink("/nonexistent/ufw.service", s.dir.join("wants/ufw.service")).unwrap();
+        assert!(converge_at(&s.paths, &policy(), true).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn detect_reads_the_program_and_ufw_conf() {
+        let s = Scratch::new("detect", "pristine", true, "DROP", "exit 0");
+        assert_eq!(detect_at(&s.paths), Status { installed: true, enabled: true });
+        let mut p = s.paths.clone();
+        p.program = s.dir.join("nope");
+        assert_eq!(detect_at(&p), Status { installed: false, enabled: true });
+        assert!(converge_at(&p, &policy(), true).unwrap_err().contains("not installed"));
+    }
+}

@@ -1,0 +1,30 @@
+//! The ufw backend (ufw 0.36, as on Debian 12 and Ubuntu 22.04/24.04).
+//!
+//! A host's [`Policy`](vorfw_core::policy::Policy) becomes one ufw rule per (source network,
+//! port, protocol, family): `allow in` to any address, commented `vorfw:<set>`. ufw stays the
+//! source of truth: the rules live in ufw's own files (`/etc/ufw/user.rules` for IPv4,
+//! `user6.rules` for IPv6), written byte-for-byte as ufw writes them, so `ufw status` lists
+//! them, and `ufw reload`, a reboot and any later ufw command keep them.
+//!
+//! Rules are owned by comment: a rule whose comment starts with [`COMMENT_PREFIX`] is ours,
+//! every other rule is the operator's and is never changed or reordered. Ours are written
+//! after the operator's (see [`model`] for why).
+//!
+//! Instead of one ufw process per rule, both files are rewritten in one batch and ufw loads
+//! them once: `ufw --force enable` when it is disabled, or `ufw reload` when it is enabled,
+//! plus `ufw default deny incoming` when the default differs. ufw is never enabled before the
+//! rules are written, so the lockout guard (the Accept for the controller's address that the
+//! caller adds to the policy) is in place the moment ufw starts filtering. The guard is what
+//! keeps the controller's session: ufw's before.rules accept `ESTABLISHED,RELATED`, but a
+//! connection opened while nothing used conntrack in the network namespace is picked up
+//! mid-stream as `NEW` and dropped without a rule that allows it (seen in
+//! tests/netns-integration.sh).
+//!
+//! [`model`] is pure (desired rules, file parsing, new contents, rendering); [`apply`] reads,
+//! plans and writes with rollback.
+
+pub mod apply;
+pub mod model;
+
+pub use apply::{converge, converge_at, detect, detect_at, Paths, Report, Status};
+pub use model::COMMENT_PREFIX;
