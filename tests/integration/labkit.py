@@ -50,7 +50,7 @@ def recap(out: str) -> dict:
 # The whole truth of a host's firewall: the kernel's ruleset (runtime) and firewalld's
 # configuration files (permanent).
 SNAPSHOT = r"""
-nft list ruleset
+nft -s list ruleset
 echo ==permanent
 find /etc/firewalld /etc/ufw /etc/vorstream-firewall /etc/default/ufw /etc/nftables.conf -type f 2>/dev/null | sort | while read -r f; do echo "## $f"; cat "$f"; done
 """

@@ -23,7 +23,10 @@ fn main() {
             eprintln!("no files given and {} is absent", dir.display());
             std::process::exit(2);
         };
-        files = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+        files = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
         files.sort();
     }
     let tags = vec![vorfw_entra::DEFAULT_TAG.to_string()];

@@ -294,8 +294,13 @@ fn report(o: &Outcome, format: Format, dry_run: bool) {
             let verb = if dry_run { "would apply" } else { "applied" };
             println!("{verb} {} from {}", o.state.file_name.as_deref().unwrap_or("file"), o.source);
             println!("{}", summary(o));
-            for p in &d.added {
-                println!("+ {p}");
+            if d.previous_change_number.is_none() {
+                // A first list is all additions; `show` lists it.
+                println!("(first list for this state directory; `vorfw-entra show` lists it)");
+            } else {
+                for p in &d.added {
+                    println!("+ {p}");
+                }
             }
             for p in &d.removed {
                 let until = d.in_grace.iter().find(|g| g.prefix == *p).map(|g| crate::time::format(g.expires_at));

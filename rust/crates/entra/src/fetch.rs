@@ -137,8 +137,11 @@ pub fn find_download_link(page: &str, link_prefix: &str, cloud: Cloud) -> Result
     let mut notes = Vec::new();
     match found.len() {
         0 => {
-            let extra =
-                if other_clouds > 0 { format!(" ({other_clouds} link(s) to another cloud's file)") } else { String::new() };
+            let extra = if other_clouds > 0 {
+                format!(" ({other_clouds} link(s) to another cloud's file)")
+            } else {
+                String::new()
+            };
             Err(Error::new(
                 ErrorKind::Discovery,
                 format!("no link to {want}<YYYYMMDD>.json under {link_prefix} found{extra}"),
@@ -172,9 +175,8 @@ pub fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig> {
     if let Some(path) = extra_ca {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::CertificateDer;
-        let bad = |e: &dyn std::fmt::Display| {
-            Error::new(ErrorKind::Config, format!("CA bundle {}: {e}", path.display()))
-        };
+        let bad =
+            |e: &dyn std::fmt::Display| Error::new(ErrorKind::Config, format!("CA bundle {}: {e}", path.display()));
         let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?;
         let mut n = 0;
         for cert in certs {
@@ -249,7 +251,10 @@ fn check_cpu() -> Result<()> {
 /// The HTTP client for one fetch.
 pub fn client(cfg: &FeedConfig) -> Result<reqwest::Client> {
     if cfg.user_agent.trim().is_empty() {
-        return Err(Error::new(ErrorKind::Config, "the User-Agent must not be empty (Microsoft refuses such requests)"));
+        return Err(Error::new(
+            ErrorKind::Config,
+            "the User-Agent must not be empty (Microsoft refuses such requests)",
+        ));
     }
     let tls = tls_config(cfg.extra_ca.as_deref())?;
     let mut b = reqwest::Client::builder()
@@ -363,19 +368,18 @@ fn classify(e: &reqwest::Error, url: &str) -> Failure {
     Failure { err: Error::new(ErrorKind::Network, text), retryable: true, retry_after: None }
 }
 
-/// The rustls error somewhere in the chain (io::Error hides its inner error from `source()`).
+/// The rustls error somewhere in the chain. io::Error hides its inner error from `source()`
+/// (and hyper-rustls nests io::Errors), so step into it explicitly.
 fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
             return Some(r.to_string());
         }
-        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
-                return Some(r.to_string());
-            }
-        }
-        cur = err.source();
+        cur = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }
@@ -454,8 +458,7 @@ mod tests {
 
     #[test]
     fn empty_user_agent_refused() {
-        let mut cfg = FeedConfig::default();
-        cfg.user_agent = " ".into();
+        let cfg = FeedConfig { user_agent: " ".into(), ..FeedConfig::default() };
         assert_eq!(client(&cfg).unwrap_err().kind(), ErrorKind::Config);
     }
 }

@@ -46,6 +46,5 @@ pub use model::{
 pub use refresh::{refresh, refresh_with, summary, Outcome};
 pub use state::{
     atomic_write, load_state, load_status, lock_dir, save_state, write_outputs, write_status, Counts, DirLock,
-    HistoryEntry, OutputPaths, PrefixEntry, State, Status, HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE,
-    TEXT_FILE,
+    HistoryEntry, OutputPaths, PrefixEntry, State, Status, HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE, TEXT_FILE,
 };

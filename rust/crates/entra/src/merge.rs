@@ -90,7 +90,10 @@ pub fn validate_and_merge(
             if !cfg.force {
                 return Err(Error::new(
                     ErrorKind::WrongCloud,
-                    format!("the saved state is for cloud {}, the configuration says {} (force to start over)", p.cloud, cfg.cloud),
+                    format!(
+                        "the saved state is for cloud {}, the configuration says {} (force to start over)",
+                        p.cloud, cfg.cloud
+                    ),
                 ));
             }
             warnings.push(format!("forced: replacing the saved {} state with a new {} list", p.cloud, cfg.cloud));
@@ -186,8 +189,8 @@ pub fn validate_and_merge(
         }
     }
 
-    diff.content_changed = prev.map_or(true, |p| p.content_sha256 != hash);
-    diff.effective_changed = prev.map_or(true, |_| !diff.added.is_empty() || !diff.expired.is_empty());
+    diff.content_changed = prev.is_none_or(|p| p.content_sha256 != hash);
+    diff.effective_changed = prev.is_none() || !diff.added.is_empty() || !diff.expired.is_empty();
     diff.in_grace = next
         .iter()
         .filter_map(|(p, r)| r.map(|t| GraceEntry { prefix: *p, removed_at: t, expires_at: t + cfg.grace }))
@@ -195,7 +198,7 @@ pub fn validate_and_merge(
     diff.warnings = warnings;
 
     let mut history = prev.map(|p| p.history.clone()).unwrap_or_default();
-    let changed_number = prev.map_or(true, |p| p.change_number != new.change_number);
+    let changed_number = prev.is_none_or(|p| p.change_number != new.change_number);
     if diff.content_changed || diff.effective_changed || changed_number || !diff.restored.is_empty() {
         history.push(HistoryEntry {
             time: now,

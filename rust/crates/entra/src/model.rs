@@ -149,7 +149,8 @@ pub fn parse(bytes: &[u8]) -> Result<ServiceTags> {
         ));
     }
     serde_json::from_slice::<ServiceTags>(body).map_err(|e| {
-        let what = if e.is_eof() { "the document ends early (truncated download?)" } else { "invalid service-tags JSON" };
+        let what =
+            if e.is_eof() { "the document ends early (truncated download?)" } else { "invalid service-tags JSON" };
         Error::new(ErrorKind::Parse, format!("{what}: {e} ({} bytes)", bytes.len()))
     })
 }

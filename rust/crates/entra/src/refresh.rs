@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fetch::fetch;
 use crate::merge::{validate_and_merge, Diff};
 use crate::model::parse;
-use crate::state::{self, Counts, OutputPaths, State, Status};
+use crate::state::{self, OutputPaths, State, Status};
 
 /// The result of a successful refresh (or dry run).
 #[derive(Clone, Debug)]
@@ -124,7 +124,7 @@ fn record_failure(state_dir: &Path, prev: Option<&State>, e: &Error, now: System
         error_kind: Some(e.kind().as_str().to_string()),
         change_number: prev.map(|p| p.change_number),
         source: prev.map(|p| p.source.clone()),
-        prefixes: prev.map(State::counts).unwrap_or(Counts::default()),
+        prefixes: prev.map(State::counts).unwrap_or_default(),
         last_success: old.and_then(|s| s.last_success).or(prev.map(|p| p.updated)),
         warnings: Vec::new(),
     };

@@ -209,10 +209,7 @@ impl OutputPaths {
 pub fn load_state(dir: &Path) -> Result<Option<State>> {
     let Some(text) = read_optional(&dir.join(STATE_FILE))? else { return Ok(None) };
     let state: State = serde_json::from_str(&text).map_err(|e| {
-        state_err(
-            format!("{} is unreadable (fix or remove it to start over)", dir.join(STATE_FILE).display()),
-            e,
-        )
+        state_err(format!("{} is unreadable (fix or remove it to start over)", dir.join(STATE_FILE).display()), e)
     })?;
     if state.version != STATE_VERSION {
         return Err(Error::new(

@@ -53,7 +53,10 @@ fn real_public_sequence() {
     // 2025-07-21: 5 added at once, 3 removed into grace (still allowed).
     let o = apply_real(dir, PUBLIC[1], day(7));
     let removed = ["13.87.123.160/27", "13.87.16.0/26", "13.87.57.160/27"];
-    assert_eq!(o.diff.added, nets(&["13.87.32.18/32", "13.87.32.28/32", "13.87.32.5/32", "13.87.33.25/32", "13.87.33.28/32"]));
+    assert_eq!(
+        o.diff.added,
+        nets(&["13.87.32.18/32", "13.87.32.28/32", "13.87.32.5/32", "13.87.33.25/32", "13.87.33.28/32"])
+    );
     assert_eq!(o.diff.removed, nets(&removed));
     assert!(o.diff.expired.is_empty() && o.diff.warnings.is_empty());
     let c = o.state.counts();
@@ -223,7 +226,12 @@ fn wrong_cloud_is_refused() {
     let dd = data_or_skip!();
     let d = TempDir::new("cloud");
     apply_real(d.path(), PUBLIC[0], day(0));
-    refused(d.path(), &cfg_file(&dd.join(GOV)), ErrorKind::WrongCloud, "for cloud \"AzureGovernment\", expected Public");
+    refused(
+        d.path(),
+        &cfg_file(&dd.join(GOV)),
+        ErrorKind::WrongCloud,
+        "for cloud \"AzureGovernment\", expected Public",
+    );
     refused(d.path(), &cfg_file(&dd.join(CHINA)), ErrorKind::WrongCloud, "expected Public");
 
     // The right cloud configured but the state is Public's: refused unless forced.

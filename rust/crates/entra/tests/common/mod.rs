@@ -140,11 +140,16 @@ pub struct Pki {
 
 /// A fresh CA and a server certificate for localhost, 127.0.0.1 and ::1 signed by it.
 pub fn pki() -> Pki {
+    pki_named("vorfw-entra test CA")
+}
+
+/// [`pki`] with the CA's common name chosen.
+pub fn pki_named(ca_name: &str) -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "vorfw-entra test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, ca_name);
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
     let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]).unwrap();
@@ -320,7 +325,7 @@ where
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("user-agent"))
         .map(|(_, v)| v.trim().to_string());
     sh.requests.lock().unwrap().push(Request { method, path: path.clone(), user_agent: user_agent.clone() });
-    let reply = if user_agent.as_deref().map_or(true, str::is_empty) {
+    let reply = if user_agent.as_deref().is_none_or(str::is_empty) {
         // Like download.microsoft.com: no User-Agent, no file.
         Reply::status(403)
     } else {

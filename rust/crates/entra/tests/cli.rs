@@ -1,0 +1,145 @@
+//! The `vorfw-entra` binary: subcommands, exit codes, and proxy settings from the environment.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{bytes, pki, ConnectProxy, Reply, Server, TempDir, GOV, PUBLIC};
+
+const PROXY_VARS: [&str; 8] =
+    ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"];
+
+fn bin(state: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vorfw-entra"));
+    c.arg("--state-dir").arg(state).args(args);
+    for v in PROXY_VARS {
+        c.env_remove(v);
+    }
+    c.env_remove("VORFW_ENTRA_STATE_DIR");
+    c
+}
+
+fn run(mut c: impl std::borrow::BorrowMut<Command>) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = c.borrow_mut().output().unwrap();
+    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into(), String::from_utf8_lossy(&stderr).into())
+}
+
+#[test]
+fn fetch_show_diff_status() {
+    let dd = data_or_skip!();
+    let d = TempDir::new("cli");
+    let f = |n: &str| dd.join(n).display().to_string();
+
+    let (code, out, _) = run(bin(d.path(), &["status"]));
+    assert_eq!(code, 1);
+    assert!(out.contains("no refresh recorded"));
+
+    let (code, out, err) = run(bin(d.path(), &["fetch", "--file", &f(PUBLIC[0]), "--now", "2025-07-14T06:00:00Z"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("applied ServiceTags_Public_20250714.json"), "{out}");
+    assert!(out.contains("changeNumber 362 (first list): 214 added"), "{out}");
+
+    let (code, out, _) = run(bin(d.path(), &["show"]));
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 214);
+    assert!(out.lines().all(|l| l.parse::<ipnet::IpNet>().is_ok()));
+    let (_, out, _) = run(bin(d.path(), &["show", "--format", "json"]));
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["change_number"], 362);
+    assert_eq!(j["ipv4"].as_array().unwrap().len(), 199);
+
+    // diff: what 07-21 would change, nothing written.
+    let before = common::snapshot(d.path(), &[]);
+    let (code, out, err) = run(bin(d.path(), &["diff", "--file", &f(PUBLIC[1]), "--now", "2025-07-21T06:00:00Z"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("would apply"), "{out}");
+    assert!(out.contains("+ 13.87.32.18/32"), "{out}");
+    assert!(out.contains("- 13.87.16.0/26 (removed; allowed until 2025-08-04T06:00:00Z)"), "{out}");
+    assert_eq!(common::snapshot(d.path(), &[]), before);
+    let (_, out, _) =
+        run(bin(d.path(), &["diff", "--file", &f(PUBLIC[1]), "--format", "json", "--now", "2025-07-21T06:00:00Z"]));
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["diff"]["added"].as_array().unwrap().len(), 5);
+    assert_eq!(j["dry_run"], true);
+
+    // A failing fetch: exit 1, reason on stderr and in the status.
+    let (code, _, err) = run(bin(d.path(), &["fetch", "--file", &f(GOV)]));
+    assert_eq!(code, 1);
+    assert!(err.contains("[wrong_cloud]") && err.contains("expected Public"), "{err}");
+    let (code, out, _) = run(bin(d.path(), &["status"]));
+    assert_eq!(code, 1);
+    assert!(out.starts_with("FAILED"), "{out}");
+    assert!(out.contains("changeNumber 362, 214 prefixes"), "{out}");
+    assert!(out.contains("last success 2025-07-14T06:00:00Z"), "{out}");
+
+    // Options: a 50% removal share and a short grace, through the command line.
+    let (code, _, err) = run(bin(
+        d.path(),
+        &[
+            "fetch",
+            "--file",
+            &f(PUBLIC[1]),
+            "--grace",
+            "1d",
+            "--max-removal-share",
+            "50%",
+            "--now",
+            "2025-07-21T06:00:00Z",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = run(bin(d.path(), &["status", "--format", "json"]));
+    assert_eq!(code, 0);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["prefixes"]["in_grace"], 3);
+    let (_, out, _) =
+        run(bin(d.path(), &["fetch", "--file", &f(PUBLIC[2]), "--grace", "1d", "--now", "2025-07-28T06:00:00Z"]));
+    assert!(out.contains("x 13.87.16.0/26 (grace over)"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let d = TempDir::new("usage");
+    let (code, _, err) = run(bin(d.path(), &["fetch", "--url", "https://x.invalid/a.json", "--file", "a.json"]));
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = run(bin(d.path(), &["fetch", "--grace", "soon"]));
+    assert_eq!(code, 2);
+    let (code, _, _) = run(bin(d.path(), &["fetch", "--cloud", "mars"]));
+    assert_eq!(code, 2);
+    let (code, out, _) = run(bin(d.path(), &["--help"]));
+    assert_eq!(code, 0);
+    for sub in ["fetch", "show", "diff", "status"] {
+        assert!(out.contains(sub), "{out}");
+    }
+}
+
+#[test]
+fn proxy_from_the_environment() {
+    let _ = data_or_skip!();
+    let pki = pki();
+    let etc = TempDir::new("envproxy-etc");
+    let ca = etc.write("ca.pem", pki.ca_pem.as_bytes());
+    let server = Server::start(pki.server);
+    let path = format!("/mirror/{}", PUBLIC[0]);
+    server.set(&path, Reply::json(bytes(PUBLIC[0])));
+    let url = server.url(&path);
+    let proxy = ConnectProxy::start();
+    let args = ["fetch", "--dry-run", "--url", &url, "--ca-file", ca.to_str().unwrap()];
+
+    let d = TempDir::new("envproxy");
+    let (code, _, err) = run(bin(d.path(), &args).env("HTTPS_PROXY", proxy.url()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(proxy.targets.lock().unwrap().clone(), vec![server.addr.to_string()]);
+
+    let (code, _, err) = run(bin(d.path(), &args).env("https_proxy", proxy.url()).env("NO_PROXY", "127.0.0.1"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(proxy.targets.lock().unwrap().len(), 1, "NO_PROXY bypasses the proxy");
+
+    let (code, _, err) =
+        run(bin(d.path(), &["fetch", "--dry-run", "--no-proxy", "--url", &url, "--ca-file", ca.to_str().unwrap()])
+            .env("HTTPS_PROXY", proxy.url()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(proxy.targets.lock().unwrap().len(), 1, "--no-proxy ignores the environment");
+    assert_eq!(server.hits(&path), 3);
+}
