@@ -15,7 +15,9 @@ def test_ansible_doc_plan():
     assert "Turns VOR Stream's port matrix" in text
     assert "delegate_to=localhost" in text
     listing = run(["ansible-doc", "-l", "vorstream.firewall"])
-    assert listing.returncode == 0 and "vorstream.firewall.plan" in listing.stdout
+    assert listing.returncode == 0
+    for module in ("plan", "apply", "verify"):
+        assert f"vorstream.firewall.{module}" in listing.stdout
     assert "WARNING" not in listing.stderr, listing.stderr  # the binaries stay out of the listing
 
 
@@ -97,7 +99,8 @@ def test_galaxy_tarball_ships_binaries_and_not_rust_target(tmp_path):
     tarball = next(tmp_path.glob("vorstream-firewall-*.tar.gz"))
     names = tarfile.open(tarball).getnames()
     for arch in ("x86_64", "aarch64"):
-        assert f"plugins/modules/__bin__/plan_{arch}" in names
+        for module in ("plan", "apply", "verify"):
+            assert f"plugins/modules/__bin__/{module}_{arch}" in names
     assert not any(n.startswith("rust/target") for n in names)
     assert not any(n.startswith(".venv") for n in names)
     assert "data/port_matrix.json" in names and "plugins/action/plan.py" in names

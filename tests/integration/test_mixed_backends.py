@@ -85,3 +85,19 @@ def test_reload_and_reboot_keep_the_rules():
     ok(playbook("verify.yml", "-e", "verify_probe_management=true"))
     r = ok(playbook("site.yml"))
     assert all(v["changed"] == 0 for v in recap(r.stdout).values()), recap(r.stdout)
+
+
+def test_two_active_managers_is_an_error_not_a_guess():
+    before = snapshot(["web1"])
+    # ufw switched on (its persistent switch) on a host where firewalld runs.
+    on("web1", "sed -i 's/^ENABLED=no/ENABLED=yes/' /etc/ufw/ufw.conf")
+    try:
+        r = playbook("site.yml", "-l", "web1")
+        assert r.returncode != 0
+        assert "host web1: both firewalld and ufw are active" in r.stdout, r.stdout[-2000:]
+    finally:
+        on("web1", "sed -i 's/^ENABLED=yes/ENABLED=no/' /etc/ufw/ufw.conf")
+    r = playbook("site.yml", "-l", "web1", "-e", "host_firewall_backend=nftables")
+    assert r.returncode != 0
+    assert "host web1: host_firewall_backend is nftables but firewalld is active" in r.stdout, r.stdout[-2000:]
+    assert snapshot(["web1"]) == before

@@ -18,6 +18,12 @@ enum Cmd {
     Plan(PlanArgs),
     /// Print the embedded port matrix data file.
     Matrix,
+    /// Microsoft Entra ID (AzureActiveDirectory service tag) prefixes: fetch, show, diff, status.
+    #[command(disable_help_flag = true)]
+    Entra {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -57,6 +63,11 @@ struct PlanArgs {
 
 fn main() {
     let cli = Cli::parse();
+    if let Cmd::Entra { args } = &cli.cmd {
+        let mut argv = vec!["vorfw entra".to_string()];
+        argv.extend(args.iter().cloned());
+        std::process::exit(vorfw_entra::cli(argv));
+    }
     match run(cli) {
         Ok(out) => {
             let mut so = std::io::stdout().lock();
@@ -74,6 +85,7 @@ fn run(cli: Cli) -> Result<String> {
     match cli.cmd {
         Cmd::Matrix => Ok(vorfw_core::matrix::MATRIX_JSON.to_string()),
         Cmd::Plan(a) => plan(a),
+        Cmd::Entra { .. } => unreachable!("handled in main"),
     }
 }
 

@@ -209,43 +209,20 @@ pub fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig> {
     Ok(cfg)
 }
 
-/// graviola asserts its CPU requirements when first used; say so cleanly instead.
+/// graviola asserts its CPU requirements when first used (a panic); say so cleanly instead.
 fn check_cpu() -> Result<()> {
-    let mut missing: Vec<&str> = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        let have = [
-            ("aes", std::arch::is_x86_feature_detected!("aes")),
-            ("pclmulqdq", std::arch::is_x86_feature_detected!("pclmulqdq")),
-            ("bmi1", std::arch::is_x86_feature_detected!("bmi1")),
-            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
-            ("adx", std::arch::is_x86_feature_detected!("adx")),
-            ("avx", std::arch::is_x86_feature_detected!("avx")),
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-        ];
-        missing.extend(have.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n));
+    if graviola::util::is_cpu_supported() {
+        return Ok(());
     }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let have = [
-            ("neon", std::arch::is_aarch64_feature_detected!("neon")),
-            ("aes", std::arch::is_aarch64_feature_detected!("aes")),
-            ("pmull", std::arch::is_aarch64_feature_detected!("pmull")),
-            ("sha2", std::arch::is_aarch64_feature_detected!("sha2")),
-        ];
-        missing.extend(have.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n));
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::new(
-            ErrorKind::Tls,
-            format!(
-                "this CPU lacks {} needed by the TLS crypto; download the file elsewhere and use a local file source",
-                missing.join(", ")
-            ),
-        ))
-    }
+    let needs =
+        if cfg!(target_arch = "aarch64") { "aes, neon, pmull, sha2" } else { "adx, aes, avx, avx2, bmi1, pclmulqdq" };
+    Err(Error::new(
+        ErrorKind::Tls,
+        format!(
+            "this CPU lacks features the TLS crypto (graviola) needs ({needs}); \
+             download the file elsewhere and use a local file source"
+        ),
+    ))
 }
 
 /// The HTTP client for one fetch.

@@ -76,3 +76,21 @@ fn several_tags_give_the_union() {
     assert_eq!(both, a.union(&b).copied().collect());
     assert!(both.len() > a.len());
 }
+
+#[test]
+fn parse_and_extract_time() {
+    let _ = data_or_skip!();
+    let b = common::bytes(common::PUBLIC[4]);
+    let tags = [common::AAD.to_string()];
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let n = extract(&parse(&b).unwrap(), &tags).unwrap().len();
+        best = best.min(t.elapsed());
+        assert_eq!(n, 216);
+    }
+    eprintln!("parse + extract of the {} byte public file: {best:?} (best of 3)", b.len());
+    // Generous bounds (shared CI machines); the release example parse_bench measures properly.
+    let limit = if cfg!(debug_assertions) { 3000 } else { 100 };
+    assert!(best.as_millis() < limit, "{best:?}");
+}

@@ -85,16 +85,7 @@ fn ufw(m: &mut Module, plan: &HostPlan, pol: &policy::Policy) -> Result<Outcome,
     data.insert("changes".into(), json!(report.changes));
     data.insert("rules_added".into(), json!(report.added));
     data.insert("rules_removed".into(), json!(report.removed));
-    Ok(Outcome {
-        changed: report.changed,
-        diff: Some(json!({
-            "before": report.before, "after": report.after,
-            "before_header": format!("{} (ufw)", plan.name),
-            "after_header": format!("{} (plan)", plan.name),
-        })),
-        facts: None,
-        data,
-    })
+    Ok(outcome(plan, report.changed, report.before, report.after, "ufw".to_string(), data))
 }
 
 fn nftables(m: &mut Module, plan: &HostPlan, pol: &policy::Policy) -> Result<Outcome, Failure> {
@@ -107,16 +98,35 @@ fn nftables(m: &mut Module, plan: &HostPlan, pol: &policy::Policy) -> Result<Out
     let mut data = common(pol);
     data.insert("backend".into(), json!("nftables"));
     data.insert("changes".into(), json!(report.changes));
-    Ok(Outcome {
-        changed: !report.changes.is_empty(),
+    Ok(outcome(
+        plan,
+        !report.changes.is_empty(),
+        report.before,
+        report.after,
+        format!("table {}", vorfw_nftables::TABLE),
+        data,
+    ))
+}
+
+/// The module result: `changed`, the before/after diff of the owned objects, and `data`.
+fn outcome(
+    plan: &HostPlan,
+    changed: bool,
+    before: String,
+    after: String,
+    what: String,
+    data: Map<String, Value>,
+) -> Outcome {
+    Outcome {
+        changed,
         diff: Some(json!({
-            "before": report.before, "after": report.after,
-            "before_header": format!("{} (table {})", plan.name, vorfw_nftables::TABLE),
+            "before": before, "after": after,
+            "before_header": format!("{} ({what})", plan.name),
             "after_header": format!("{} (plan)", plan.name),
         })),
         facts: None,
         data,
-    })
+    }
 }
 
 /// Result keys every backend returns.
@@ -180,14 +190,5 @@ fn firewalld(m: &mut Module, plan: &HostPlan, pol: &policy::Policy, t: Target) -
     data.insert("zones".into(), json!(zones));
     data.insert("changes".into(), json!(report.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>()));
     data.insert("restored".into(), json!(report.restored));
-    Ok(Outcome {
-        changed: !report.ops.is_empty(),
-        diff: Some(json!({
-            "before": report.before, "after": report.after,
-            "before_header": format!("{} (owned firewalld objects)", plan.name),
-            "after_header": format!("{} (plan)", plan.name),
-        })),
-        facts: None,
-        data,
-    })
+    Ok(outcome(plan, !report.ops.is_empty(), report.before, report.after, "owned firewalld objects".to_string(), data))
 }

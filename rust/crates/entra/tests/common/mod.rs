@@ -143,16 +143,70 @@ pub fn pki() -> Pki {
     pki_named("vorfw-entra test CA")
 }
 
+/// An ECDSA P-256 key from graviola, for rcgen without its ring/aws-lc backends: the tests, like
+/// the crate, need no C compiler (so `cargo test --target x86_64-unknown-linux-musl` works too).
+struct TestKey {
+    key: graviola::signing::ecdsa::SigningKey<graviola::signing::ecdsa::P256>,
+    spki: Vec<u8>,
+}
+
+impl TestKey {
+    fn generate() -> TestKey {
+        let key = graviola::signing::ecdsa::SigningKey::<graviola::signing::ecdsa::P256>::generate().unwrap();
+        let mut buf = [0u8; 256];
+        let spki = key.to_spki_der(&mut buf).unwrap().to_vec();
+        TestKey { key, spki }
+    }
+
+    fn pkcs8(&self) -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        self.key.to_pkcs8_der(&mut buf).unwrap().to_vec()
+    }
+
+    /// A subject key identifier: the first 20 bytes of SHA-256 of the public key info.
+    fn key_id(&self) -> Vec<u8> {
+        use sha2::Digest;
+        sha2::Sha256::digest(&self.spki)[..20].to_vec()
+    }
+}
+
+impl rcgen::PublicKeyData for TestKey {
+    /// The uncompressed point: the last 65 bytes of the SubjectPublicKeyInfo.
+    fn der_bytes(&self) -> &[u8] {
+        &self.spki[self.spki.len() - 65..]
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for TestKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let mut buf = [0u8; 128];
+        let sig = self
+            .key
+            .sign_asn1::<graviola::hashing::Sha256>(&[msg], &mut buf)
+            .map_err(|_| rcgen::Error::RemoteKeyError)?;
+        Ok(sig.to_vec())
+    }
+}
+
 /// [`pki`] with the CA's common name chosen.
 pub fn pki_named(ca_name: &str) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyIdMethod, SerialNumber};
+    static SERIAL: AtomicUsize = AtomicUsize::new(1);
+    let serial = || SerialNumber::from(vec![0x10, (SERIAL.fetch_add(1, Ordering::SeqCst) % 250) as u8 + 1]);
+    let ca_key = TestKey::generate();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(DnType::CommonName, ca_name);
+    ca_params.serial_number = Some(serial());
+    ca_params.key_identifier_method = KeyIdMethod::PreSpecified(ca_key.key_id());
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]).unwrap();
+    let key = TestKey::generate();
+    let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]).unwrap();
+    params.serial_number = Some(serial());
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key.key_id());
     let cert = params.signed_by(&key, &ca).unwrap();
     let provider = Arc::new(rustls_graviola::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
@@ -161,7 +215,7 @@ pub fn pki_named(ca_name: &str) -> Pki {
         .with_no_client_auth()
         .with_single_cert(
             vec![cert.der().clone(), ca.der().clone()],
-            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.pkcs8().into()),
         )
         .unwrap();
     Pki { ca_pem: ca.pem(), server: Arc::new(server) }
