@@ -288,10 +288,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
         }
         let enabled = |id: &str| !o.disabled_rules.contains(id);
         let mut inbound: Vec<Rule> = vec![];
-        let mut add = |rule: Rule, mirror_group: Option<&str>, inbound: &mut Vec<Rule>| {
-            if host.peer_count(&rule) == 0 {
-                return;
-            }
+        let mut add_one = |rule: Rule, mirror_group: Option<&str>, inbound: &mut Vec<Rule>| {
             if let Some(g) = mirror_group {
                 let key = MirrorKey {
                     source_group: g.to_string(),
@@ -316,22 +313,32 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             }
             inbound.push(rule);
         };
+        // One rule per protocol (the template's own protocol is a placeholder); rules without a
+        // peer other than the host itself are dropped.
+        let mut add = |template: Rule, protocols: &[String], mirror_group: Option<&str>, inbound: &mut Vec<Rule>| {
+            if host.peer_count(&template) == 0 {
+                return;
+            }
+            for p in protocols {
+                let rule =
+                    Rule { protocol: Proto::parse(p).expect("matrix and options hold tcp or udp"), ..template.clone() };
+                add_one(rule, mirror_group, inbound);
+            }
+        };
 
         if let (Some(ms), true) = (&o.management_sources, enabled(&m.management.id)) {
             let peers = sets.intern(ms.clone());
-            for p in &m.management.protocols {
-                let rule = Rule {
-                    id: Arc::from(m.management.id.as_str()),
-                    port: m.management.port,
-                    protocol: Proto::parse(p).expect("checked matrix"),
-                    peers: peers.clone(),
-                    purpose: Arc::from(m.management.purpose.as_str()),
-                    label: label("host_firewall_management_sources".into()),
-                    set: label("mgmt".into()),
-                    origin: Origin::Management,
-                };
-                add(rule, None, &mut inbound);
-            }
+            let rule = Rule {
+                id: Arc::from(m.management.id.as_str()),
+                port: m.management.port,
+                protocol: Proto::Tcp,
+                peers: peers.clone(),
+                purpose: Arc::from(m.management.purpose.as_str()),
+                label: label("host_firewall_management_sources".into()),
+                set: label("mgmt".into()),
+                origin: Origin::Management,
+            };
+            add(rule, &m.management.protocols, None, &mut inbound);
         }
         for r in &m.internal {
             if !host.services.contains(&r.service) || !enabled(&r.id) || !holds(&r.when, o) {
@@ -341,19 +348,17 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             let peers = group_set(src_group, &mut sets);
             let origin =
                 Origin::Flow { source: Arc::from(label_for(&r.source)), target: Arc::from(label_for(&r.service)) };
-            for p in &r.protocols {
-                let rule = Rule {
-                    id: Arc::from(r.id.as_str()),
-                    port: r.port,
-                    protocol: Proto::parse(p).expect("checked matrix"),
-                    peers: peers.clone(),
-                    purpose: Arc::from(r.purpose.as_str()),
-                    label: label(label_for(&r.source)),
-                    set: label(format!("g-{src_group}")),
-                    origin: origin.clone(),
-                };
-                add(rule, Some(src_group), &mut inbound);
-            }
+            let rule = Rule {
+                id: Arc::from(r.id.as_str()),
+                port: r.port,
+                protocol: Proto::Tcp,
+                peers: peers.clone(),
+                purpose: Arc::from(r.purpose.as_str()),
+                label: label(label_for(&r.source)),
+                set: label(format!("g-{src_group}")),
+                origin: origin.clone(),
+            };
+            add(rule, &r.protocols, Some(src_group), &mut inbound);
         }
         for r in &m.external {
             if !host.groups.contains(&r.group) || !enabled(&r.id) {
@@ -365,28 +370,26 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 continue;
             }
             let peers = sets.intern(nets);
-            for p in &r.protocols {
-                let rule = Rule {
-                    id: Arc::from(r.id.as_str()),
-                    port: r.port,
-                    protocol: Proto::parse(p).expect("checked matrix"),
-                    peers: peers.clone(),
-                    purpose: Arc::from(r.purpose.as_str()),
-                    label: label(format!("{} ({})", r.audience, aud.variables.join(" + "))),
-                    set: label(audience_set_key(&aud.variables)),
-                    origin: Origin::Audience {
-                        audience: Arc::from(r.audience.as_str()),
-                        target: Arc::from(
-                            m.services
-                                .iter()
-                                .find(|s| s.group == r.group)
-                                .map(|s| label_for(&s.name))
-                                .unwrap_or_else(|| format!("group {}", r.group)),
-                        ),
-                    },
-                };
-                add(rule, None, &mut inbound);
-            }
+            let rule = Rule {
+                id: Arc::from(r.id.as_str()),
+                port: r.port,
+                protocol: Proto::Tcp,
+                peers: peers.clone(),
+                purpose: Arc::from(r.purpose.as_str()),
+                label: label(format!("{} ({})", r.audience, aud.variables.join(" + "))),
+                set: label(audience_set_key(&aud.variables)),
+                origin: Origin::Audience {
+                    audience: Arc::from(r.audience.as_str()),
+                    target: Arc::from(
+                        m.services
+                            .iter()
+                            .find(|s| s.group == r.group)
+                            .map(|s| label_for(&s.name))
+                            .unwrap_or_else(|| format!("group {}", r.group)),
+                    ),
+                },
+            };
+            add(rule, &r.protocols, None, &mut inbound);
         }
         for x in &o.extra_rules {
             if !enabled(&x.id) || !extra_targets(x, host, m) {
@@ -411,19 +414,17 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 Some(_) => Origin::Flow { source: Arc::from(who.as_str()), target: Arc::from(target.as_str()) },
                 None => Origin::Extra { target: Arc::from(target.as_str()) },
             };
-            for p in &x.protocols {
-                let rule = Rule {
-                    id: Arc::from(x.id.as_str()),
-                    port: x.port,
-                    protocol: Proto::parse(p).expect("validated protocol"),
-                    peers: peers.clone(),
-                    purpose: Arc::from(x.purpose.as_str()),
-                    label: label(who.clone()),
-                    set: label(set.clone()),
-                    origin: origin.clone(),
-                };
-                add(rule, mirror_group, &mut inbound);
-            }
+            let rule = Rule {
+                id: Arc::from(x.id.as_str()),
+                port: x.port,
+                protocol: Proto::Tcp,
+                peers: peers.clone(),
+                purpose: Arc::from(x.purpose.as_str()),
+                label: label(who.clone()),
+                set: label(set.clone()),
+                origin: origin.clone(),
+            };
+            add(rule, &x.protocols, mirror_group, &mut inbound);
         }
         inbound.sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
         inbound_all.push(inbound);
