@@ -28,4 +28,8 @@ class ActionModule(BinaryModuleAction):
             slim[h] = {k: self._templar.template(hv[k]) for k in hv if k.startswith(PLAN_PREFIX) or k in PLAN_VARS}
         args["groups"] = {g: list(hs) for g, hs in groups.items()}
         args["hostvars"] = slim
+        # Peers come from the whole inventory, but only the play's hosts need their plans back
+        # (a plan of a large fleet is large; Ansible would carry every one to every task).
+        if "hosts" not in args and task_vars.get("ansible_play_hosts_all"):
+            args["hosts"] = list(task_vars["ansible_play_hosts_all"])
         return args

@@ -34,6 +34,7 @@ options:
   hosts:
     description:
       - Only return the plans of these hosts (peers still come from the whole inventory).
+        Defaults to the play's hosts (C(ansible_play_hosts_all)).
     type: list
     elements: str
 attributes:
@@ -103,8 +104,8 @@ plans:
       services: ["Consul Client", "Web"]
       inbound:
         - {id: ext-web-8081-users, port: 8081, protocol: tcp, sources: ["0.0.0.0/0", "::/0"], purpose: Web UI, label: "All users (host_firewall_user_sources)"}
-flow_count:
-  description: The number of host-level flows (unique host, direction, protocol, port, peer).
+host_count:
+  description: The number of hosts planned (the whole inventory; C(plans) holds only the requested ones).
   returned: success
   type: int
 """

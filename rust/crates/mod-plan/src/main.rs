@@ -33,18 +33,17 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
     for w in &plans.warnings {
         m.warn(w.clone());
     }
-    let mut out = render::json(&plans);
-    if let Some(Value::Array(wanted)) = m.args.get("hosts") {
-        let wanted: Vec<&str> = wanted.iter().filter_map(Value::as_str).collect();
-        if let Some(Value::Object(hosts)) = out.get_mut("hosts") {
-            hosts.retain(|k, _| wanted.contains(&k.as_str()));
-        }
-    }
+    // Plans (and probes) only for the hosts asked for; render the rest never.
+    let wanted: Option<Vec<&str>> = match m.args.get("hosts") {
+        Some(Value::Array(w)) => Some(w.iter().filter_map(Value::as_str).collect()),
+        _ => None,
+    };
+    let selected: Vec<&vorfw_core::HostPlan> =
+        plans.hosts.iter().filter(|h| wanted.as_ref().is_none_or(|w| w.contains(&h.name.as_str()))).collect();
     let mut data = Map::new();
     if m.bool_arg("probes", false)? {
         let with_mgmt = m.bool_arg("probe_management", false)?;
-        let probes: Map<String, Value> = plans
-            .hosts
+        let probes: Map<String, Value> = selected
             .iter()
             .map(|h| {
                 (h.name.clone(), json!(vorfw_core::verify::probes(&plans, Matrix::embedded(), &h.name, with_mgmt)))
@@ -52,7 +51,8 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
             .collect();
         data.insert("probes".into(), Value::Object(probes));
     }
-    data.insert("plans".into(), out["hosts"].take());
-    data.insert("flow_count".into(), json!(render::flows(&plans).len()));
+    let out: Map<String, Value> = selected.iter().map(|h| (h.name.clone(), render::host_json(h))).collect();
+    data.insert("host_count".into(), json!(plans.hosts.len()));
+    data.insert("plans".into(), Value::Object(out));
     Ok(Outcome { changed: false, data, ..Default::default() })
 }
