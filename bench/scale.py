@@ -65,8 +65,10 @@ def inventory(ufw_host, ufw_addr, nft_host, nft_addr) -> str:
     out = [head, "[consul]"]
     out.append(f"{ufw_host} ansible_host={ufw_addr} host_firewall_backend=ufw")
     out.append(f"{nft_host} ansible_host={nft_addr} host_firewall_backend=nftables")
+    # Every other address, so no two peers merge into one CIDR: one rule per peer, as in a
+    # fleet whose addresses are scattered.
     for i in range(N - 2):
-        out.append(f"peer{i:03d} ansible_host=10.232.{i // 250}.{i % 250 + 1}")
+        out.append(f"peer{i:03d} ansible_host=10.232.{i // 120}.{2 * (i % 120) + 1}")
     out += ["", "[all:vars]", "host_firewall_management_sources='[\"10.231.0.1/32\"]'", ""]
     return "\n".join(out)
 
