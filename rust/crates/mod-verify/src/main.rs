@@ -35,7 +35,21 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         concurrency: usize::try_from(concurrency)?,
     };
 
-    let results = vorfw_probe::probe_all(&probes, &opts);
+    let mut results = vorfw_probe::probe_all(&probes, &opts);
+    // A mismatch is confirmed by a second probe, one at a time, so that a transient local
+    // failure (a burst of parallel connects) is not reported as a firewall fault.
+    let again: Vec<usize> = (0..results.len()).filter(|&i| !results[i].ok).collect();
+    if !again.is_empty() {
+        let retry: Vec<_> = again.iter().map(|&i| probes[i].clone()).collect();
+        let one = vorfw_probe::Options { concurrency: 1, ..opts.clone() };
+        for (i, r) in again.into_iter().zip(vorfw_probe::probe_all(&retry, &one)) {
+            if r.ok {
+                results[i] = r;
+            } else {
+                results[i].detail = format!("{} (confirmed by a second probe: {})", results[i].detail, r.detail);
+            }
+        }
+    }
     let report = Report::new(&results);
 
     let mut data = Map::new();
