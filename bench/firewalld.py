@@ -12,23 +12,13 @@ Targets: B at least 10x faster than A on both runs; B's re-run within 3x of the 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-LAB = ROOT / "tests" / "lab" / "lab.sh"
-INV = ROOT / "tests" / "lab" / "inventory.ini"
-ENV = dict(
-    os.environ,
-    PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
-    ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-    ANSIBLE_FORKS=os.environ.get("ANSIBLE_FORKS", "16"),
-    ANSIBLE_NOCOLOR="1",
-)
+from labbench import ENV, LAB, LAB_INV as INV, ROOT, lab_lines, timed_playbook
+
 # Settings shared by both sides: SSH only from the controller, Vault dynamic secrets.
 SETTINGS = """all:
   vars:
@@ -58,18 +48,8 @@ def sh(*args, **kw):
     return subprocess.run([str(a) for a in args], check=True, env=ENV, **kw)
 
 
-def timed_playbook(*args) -> float:
-    t = time.perf_counter()
-    r = subprocess.run(["ansible-playbook", *map(str, args)], env=ENV, capture_output=True, text=True)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        sys.exit(f"ansible-playbook {' '.join(map(str, args))} failed:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
-    return dt
-
-
 def firewalld_hosts() -> list[str]:
-    lines = INV.read_text().split("[lab]")[1].split("\n\n")[0].strip().splitlines()
-    return [l.split()[0] for l in lines if "lab_backend=firewalld" in l]
+    return [l.split()[0] for l in lab_lines() if "lab_backend=firewalld" in l]
 
 
 def main() -> int:

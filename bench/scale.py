@@ -20,18 +20,10 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-LAB = ROOT / "tests" / "lab" / "lab.sh"
-LAB_INV = ROOT / "tests" / "lab" / "inventory.ini"
-ENV = dict(
-    os.environ,
-    PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
-    ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-    ANSIBLE_NOCOLOR="1",
-)
+from labbench import ENV, LAB, LAB_INV, ROOT, lab_lines, timed_playbook as play
+
 N = int(os.environ.get("BENCH_SCALE_HOSTS", "500"))
 SAMPLE = int(os.environ.get("BENCH_UFW_SAMPLE", "200"))
 
@@ -56,8 +48,7 @@ UFW_LOOP = """- hosts: "{{ target }}"
 
 
 def lab_hosts():
-    lines = LAB_INV.read_text().split("[lab]")[1].split("\n\n")[0].strip().splitlines()
-    return {l.split()[0]: (re.search(r"ansible_host=(\S+)", l).group(1), re.search(r"lab_backend=(\w+)", l).group(1)) for l in lines}
+    return {l.split()[0]: (re.search(r"ansible_host=(\S+)", l).group(1), re.search(r"lab_backend=(\w+)", l).group(1)) for l in lab_lines()}
 
 
 def inventory(ufw_host, ufw_addr, nft_host, nft_addr) -> str:
@@ -71,15 +62,6 @@ def inventory(ufw_host, ufw_addr, nft_host, nft_addr) -> str:
         out.append(f"peer{i:03d} ansible_host=10.232.{i // 120}.{2 * (i % 120) + 1}")
     out += ["", "[all:vars]", "host_firewall_management_sources='[\"10.231.0.1/32\"]'", ""]
     return "\n".join(out)
-
-
-def play(*args):
-    t = time.perf_counter()
-    r = subprocess.run(["ansible-playbook", *map(str, args)], env=ENV, capture_output=True, text=True)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        sys.exit(f"ansible-playbook failed:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
-    return dt
 
 
 def on(host, cmd):
