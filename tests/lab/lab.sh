@@ -631,6 +631,16 @@ ensure_host() {
     elif p=$(daemon_pid "$n" firewalld.pid "$a"); then
         kill_pids "$p"            # the host's backend changed in the table
     fi
+
+    # What a boot does for the other backends (ufw.service, nftables.service), when the
+    # host's kernel has none of it yet (a new namespace is a rebooted host).
+    if [[ ${BACKEND[$n]} == ufw ]] && grep -qx 'ENABLED=yes' "$STATE/$n/etc/ufw/ufw.conf" 2>/dev/null &&
+        ! in_host "$a" iptables -S ufw-user-input >/dev/null 2>&1; then
+        in_host "$a" /lib/ufw/ufw-init start >/dev/null 2>&1 || warn "$n: ufw-init start failed"
+    fi
+    if [[ ${BACKEND[$n]} == nftables ]] && [[ -z $(in_host "$a" nft list tables 2>/dev/null) ]]; then
+        in_host "$a" nft -f /etc/nftables.conf >/dev/null 2>&1 || warn "$n: nft -f /etc/nftables.conf failed"
+    fi
 }
 
 # Wait (in parallel) for every pending firewalld to be RUNNING, then bind eth0.
