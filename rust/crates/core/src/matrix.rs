@@ -18,6 +18,28 @@ pub struct Matrix {
     pub audiences: Vec<Audience>,
     pub oidc_clients: Vec<String>,
     pub management: ManagementRow,
+    pub egress: EgressData,
+}
+
+/// Outbound flows that are not rows of the seed's tables but that a host with restricted
+/// egress needs: the OIDC provider (Entra ID) for the OIDC clients, DNS and NTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressData {
+    pub identity_provider: EgressRow,
+    pub dns: EgressRow,
+    pub ntp: EgressRow,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressRow {
+    pub id: String,
+    /// The address set's key (`entra`, `dns`, `ntp`).
+    pub set: String,
+    pub port: u16,
+    pub protocols: Vec<String>,
+    pub purpose: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,7 +125,8 @@ impl Matrix {
             .iter()
             .map(|r| &r.id)
             .chain(self.external.iter().map(|r| &r.id))
-            .chain(std::iter::once(&self.management.id));
+            .chain(std::iter::once(&self.management.id))
+            .chain(self.egress_rows().map(|r| &r.id));
         for id in all_ids {
             if ids.insert(id.clone(), ()).is_some() {
                 return Err(format!("duplicate row id {id}"));
@@ -126,13 +149,24 @@ impl Matrix {
             .iter()
             .flat_map(|r| &r.protocols)
             .chain(self.external.iter().flat_map(|r| &r.protocols))
-            .chain(&self.management.protocols);
+            .chain(&self.management.protocols)
+            .chain(self.egress_rows().flat_map(|r| &r.protocols));
         for p in protos {
             if p != "tcp" && p != "udp" {
                 return Err(format!("unknown protocol {p}"));
             }
         }
         Ok(())
+    }
+
+    /// The egress rows: identity provider, DNS, NTP.
+    pub fn egress_rows(&self) -> impl Iterator<Item = &EgressRow> {
+        [&self.egress.identity_provider, &self.egress.dns, &self.egress.ntp].into_iter()
+    }
+
+    /// Whether a host running these services signs users in with OIDC.
+    pub fn is_oidc_client<S: AsRef<str>>(&self, services: &[S]) -> bool {
+        services.iter().any(|s| self.oidc_clients.iter().any(|c| c == s.as_ref()))
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {

@@ -24,6 +24,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "host_firewall_disabled_rules",
     "host_firewall_backend",
     "host_firewall_remove_zone_services",
+    "host_firewall_egress",
+    "host_firewall_dns_servers",
+    "host_firewall_ntp_servers",
+    "host_firewall_egress_extra_rules",
+    "host_firewall_entra",
     // Read by the roles, not by the planner:
     "host_firewall_controller_address",
 ];
@@ -31,6 +36,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
 pub const DEFAULT_DATABASE: &str = "postgres";
 pub const DEFAULT_USER_SOURCES: &[&str] = &["0.0.0.0/0", "::/0"];
 pub const BACKENDS: &[&str] = &["auto", "firewalld", "ufw", "nftables"];
+pub const EGRESS_MODES: &[&str] = &["open", "restricted"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -48,6 +54,24 @@ pub struct Options {
     /// firewalld services to remove from the zones we manage (e.g. `ssh`), for hosts that
     /// must admit nothing but the plan.
     pub remove_zone_services: Vec<String>,
+    /// `host_firewall_egress`: `open` (default) or `restricted` (deny outbound but the plan's).
+    pub egress: String,
+    /// `None` when unset: the host's resolv.conf nameservers are used.
+    pub dns_servers: Option<Vec<IpNet>>,
+    pub ntp_servers: Vec<IpNet>,
+    pub egress_extra_rules: Vec<EgressExtra>,
+    /// `host_firewall_entra` (default true): OIDC clients keep the Entra ID allow-list.
+    pub entra: bool,
+}
+
+/// `host_firewall_egress_extra_rules` entries: more destinations a restricted host may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressExtra {
+    pub id: String,
+    pub destinations: Vec<IpNet>,
+    pub port: u16,
+    pub protocols: Vec<String>,
+    pub purpose: String,
 }
 
 /// Where an extra rule applies, or where its traffic comes from.
@@ -147,7 +171,27 @@ impl Options {
                 list
             }
         };
+        let egress_modes: BTreeSet<&str> = EGRESS_MODES.iter().copied().collect();
+        let egress = match get("host_firewall_egress") {
+            None => "open".to_string(),
+            Some(v) => one_of("host_firewall_egress", &scalar("host_firewall_egress", v)?, &egress_modes)?,
+        };
+        let dns_servers = cidrs("host_firewall_dns_servers", warnings)?;
+        let ntp_servers = cidrs("host_firewall_ntp_servers", warnings)?.unwrap_or_default();
+        let egress_extra_rules = match get("host_firewall_egress_extra_rules") {
+            None => vec![],
+            Some(v) => egress_extra_rules(v, warnings)?,
+        };
+        let entra = match get("host_firewall_entra") {
+            None => true,
+            Some(v) => boolean("host_firewall_entra", v)?,
+        };
         Ok(Options {
+            egress,
+            dns_servers,
+            ntp_servers,
+            egress_extra_rules,
+            entra,
             remove_zone_services,
             database,
             vault_dynamic_secrets,
@@ -253,6 +297,104 @@ fn cidr_list(var: &str, v: &Value, warnings: &mut Warnings) -> Result<Vec<IpNet>
         string_list(var, v)?.iter().map(|s| parse_cidr(var, s, warnings)).collect::<Result<_>>()?;
     out.sort();
     out.dedup();
+    Ok(out)
+}
+
+/// A boolean as Ansible writes them (YAML booleans, or INI strings like `yes`/`false`).
+fn boolean(var: &str, v: &Value) -> Result<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(n.as_i64() == Some(1)),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" | "y" | "t" => Ok(true),
+            "no" | "false" | "off" | "0" | "n" | "f" => Ok(false),
+            other => Err(Error::new(format!("{var}: invalid value '{other}' (expected true or false)"))),
+        },
+        other => Err(Error::new(format!("{var}: invalid value {other} (expected true or false)"))),
+    }
+}
+
+/// A rule's `protocols` (default tcp), validated.
+fn protocols(at: &str, v: Option<&Value>) -> Result<Vec<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(vec!["tcp".to_string()]),
+        Some(v) => {
+            let list = string_list(&format!("{at}: protocols"), v)?;
+            let mut p = vec![];
+            for s in list {
+                let s = s.to_ascii_lowercase();
+                if s != "tcp" && s != "udp" {
+                    return Err(Error::new(format!("{at}: invalid protocol '{s}' (expected tcp or udp)")));
+                }
+                if !p.contains(&s) {
+                    p.push(s);
+                }
+            }
+            if p.is_empty() {
+                return Err(Error::new(format!("{at}: 'protocols' is empty")));
+            }
+            Ok(p)
+        }
+    }
+}
+
+/// A rule's `port`, validated.
+fn port(at: &str, v: Option<&Value>) -> Result<u16> {
+    let port = match v {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| Error::new(format!("{at}: 'port' must be a number, got {}", v.unwrap_or(&Value::Null))))?;
+    if !(1..=65535).contains(&port) {
+        return Err(Error::new(format!("{at}: port {port} is out of range 1-65535")));
+    }
+    Ok(port as u16)
+}
+
+/// A rule's `id`: required, letters, digits, '-', '_' and '.'. Returns (id, where-prefix).
+fn rule_id(var: &str, i: usize, obj: &Map<String, Value>) -> Result<(String, String)> {
+    let id = obj.get("id").and_then(Value::as_str).unwrap_or("").trim().to_string();
+    let at = if id.is_empty() { format!("{var}[{i}]") } else { format!("{var}[{i}] (id {id})") };
+    if id.is_empty() {
+        return Err(Error::new(format!("{at}: 'id' is required")));
+    }
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(Error::new(format!("{at}: id may hold only letters, digits, '-', '_' and '.'")));
+    }
+    Ok((id, at))
+}
+
+fn egress_extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<EgressExtra>> {
+    const VAR: &str = "host_firewall_egress_extra_rules";
+    let mut out: Vec<EgressExtra> = vec![];
+    for (i, item) in list_value(VAR, v)?.iter().enumerate() {
+        let obj = item.as_object().ok_or_else(|| Error::new(format!("{VAR}[{i}] must be a mapping, got {item}")))?;
+        let (id, at) = rule_id(VAR, i, obj)?;
+        if out.iter().any(|r| r.id == id) {
+            return Err(Error::new(format!("{at}: duplicate id")));
+        }
+        for k in obj.keys() {
+            if !["id", "destinations", "port", "protocols", "purpose"].contains(&k.as_str()) {
+                return Err(Error::new(format!("{at}: unknown key '{k}'")));
+            }
+        }
+        let destinations = match obj.get("destinations") {
+            None | Some(Value::Null) => return Err(Error::new(format!("{at}: 'destinations' (CIDRs) is required"))),
+            Some(v) => cidr_list(&format!("{at}: destinations"), v, warnings)?,
+        };
+        if destinations.is_empty() {
+            return Err(Error::new(format!("{at}: 'destinations' is empty")));
+        }
+        let port = port(&at, obj.get("port"))?;
+        let protocols = protocols(&at, obj.get("protocols"))?;
+        let purpose = match obj.get("purpose") {
+            None | Some(Value::Null) => id.clone(),
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(o) => return Err(Error::new(format!("{at}: 'purpose' must be a string, got {o}"))),
+        };
+        out.push(EgressExtra { id, destinations, port, protocols, purpose });
+    }
     Ok(out)
 }
 

@@ -1,5 +1,5 @@
-//! A host's inbound policy in backend-neutral terms: named address sets per family and the
-//! (set, family, protocol, port) pairs to accept. firewalld, ufw and nftables each translate
+//! A host's policy in backend-neutral terms: named address sets per family and the
+//! (set, family, protocol, port) pairs to accept, inbound and outbound. firewalld, ufw and nftables each translate
 //! this into their own objects; computing it is pure.
 
 use crate::error::{Error, Result};
@@ -45,40 +45,71 @@ pub struct Accept {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    /// Address sets: (key, family) → aggregated, sorted, non-overlapping networks.
+    /// Address sets: (key, family) → aggregated, sorted, non-overlapping networks. Inbound
+    /// (sources) and outbound (destinations) sets share this map; their keys never collide.
     pub sets: BTreeMap<(String, Family), Vec<IpNet>>,
-    /// What to accept, with the plan rule ids behind each entry.
+    /// What to accept inbound (the set holds sources), with the plan rule ids behind each entry.
+    pub accepts: BTreeMap<Accept, BTreeSet<String>>,
+    pub egress: Egress,
+    /// Not errors, but worth a word to the operator.
+    pub warnings: Vec<String>,
+}
+
+/// Outbound traffic. With `restricted`, everything the host sends is rejected except loopback,
+/// established traffic and `accepts`; otherwise `accepts` only keeps the Entra ID set current.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Egress {
+    pub restricted: bool,
+    /// What to accept outbound (the set holds destinations), with rule ids.
     pub accepts: BTreeMap<Accept, BTreeSet<String>>,
 }
 
-/// The inbound policy of one host. `controller` is the controller's address as the host sees
-/// it: when `host_firewall_management_sources` is unset, SSH stays open from it.
-pub fn inbound(plan: &wire::HostPlan, controller: Option<IpAddr>) -> Result<Policy> {
-    let mut raw: BTreeMap<(String, Family), Vec<IpNet>> = BTreeMap::new();
-    let mut seen_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut p = Policy::default();
-    let mut add = |set: &str, id: &str, port: u16, protocol: &str, sources: &[String]| -> Result<()> {
+/// What only the host itself knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The Entra ID list the host holds (`None`: no list yet).
+    pub entra: Option<Vec<IpNet>>,
+    /// The resolvers the host uses (resolv.conf), for DNS when `host_firewall_dns_servers` is unset.
+    pub nameservers: Vec<IpAddr>,
+}
+
+/// The set key of the Entra ID list.
+pub fn entra_set() -> &'static str {
+    &Matrix::embedded().egress.identity_provider.set
+}
+
+/// Collects sets and accepts, checking that a set key always names the same members.
+#[derive(Default)]
+struct Builder {
+    raw: BTreeMap<(String, Family), Vec<IpNet>>,
+    seen: BTreeMap<String, Vec<IpNet>>,
+}
+
+impl Builder {
+    fn add(
+        &mut self,
+        accepts: &mut BTreeMap<Accept, BTreeSet<String>>,
+        set: &str,
+        id: &str,
+        port: u16,
+        protocol: &str,
+        nets: Vec<IpNet>,
+    ) -> Result<()> {
         let protocol =
             Proto::parse(protocol).ok_or_else(|| Error::new(format!("rule {id}: invalid protocol '{protocol}'")))?;
         if port == 0 {
             return Err(Error::new(format!("rule {id}: port 0 is out of range 1-65535")));
         }
-        let mut nets = vec![];
-        for s in sources {
-            let n: IpNet = s
-                .parse()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| Error::new(format!("rule {id}: malformed CIDR '{s}'")))?;
-            nets.push(n.trunc());
-        }
-        let mut sorted = sources.to_vec();
+        let mut sorted = nets.clone();
         sorted.sort();
-        match seen_key.get(set) {
+        sorted.dedup();
+        match self.seen.get(set) {
             Some(prev) if *prev != sorted => {
                 return Err(Error::new(format!("rule {id}: peer set {set} has different members in different rules")))
             }
-            _ => {
-                seen_key.insert(set.to_string(), sorted);
+            Some(_) => {}
+            None => {
+                self.seen.insert(set.to_string(), sorted);
             }
         }
         for fam in [Family::V4, Family::V6] {
@@ -86,26 +117,129 @@ pub fn inbound(plan: &wire::HostPlan, controller: Option<IpAddr>) -> Result<Poli
             if members.is_empty() {
                 continue;
             }
-            raw.entry((set.to_string(), fam)).or_default().extend(members);
-            p.accepts
+            self.raw.entry((set.to_string(), fam)).or_default().extend(members);
+            accepts
                 .entry(Accept { set: set.to_string(), family: fam, protocol, port })
                 .or_default()
                 .insert(id.to_string());
         }
         Ok(())
-    };
+    }
+
+    fn finish(self, p: &mut Policy) {
+        for (k, v) in self.raw {
+            p.sets.insert(k, IpNet::aggregate(&v));
+        }
+    }
+}
+
+fn parse_nets(id: &str, list: &[String]) -> Result<Vec<IpNet>> {
+    list.iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| Error::new(format!("rule {id}: malformed CIDR '{s}'")))
+        })
+        .collect()
+}
+
+/// The inbound policy of one host. `controller` is the controller's address as the host sees
+/// it: when `host_firewall_management_sources` is unset, SSH stays open from it.
+pub fn inbound(plan: &wire::HostPlan, controller: Option<IpAddr>) -> Result<Policy> {
+    let mut p = Policy::default();
+    let mut b = Builder::default();
     for r in &plan.inbound {
-        add(&r.set, &r.id, r.port, &r.protocol, &r.sources)?;
+        b.add(&mut p.accepts, &r.set, &r.id, r.port, &r.protocol, parse_nets(&r.id, &r.sources)?)?;
     }
     if let (None, Some(ctl)) = (&plan.management_sources, controller) {
         let m = &Matrix::embedded().management;
         for proto in &m.protocols {
-            add(GUARD_SET, GUARD_ID, m.port, proto, &[ctl.to_string()])?;
+            b.add(&mut p.accepts, GUARD_SET, GUARD_ID, m.port, proto, vec![IpNet::from(ctl)])?;
         }
     }
-    for (k, v) in raw {
-        p.sets.insert(k, IpNet::aggregate(&v));
+    b.finish(&mut p);
+    Ok(p)
+}
+
+/// The whole policy of one host: inbound, and outbound (see [`Egress`]).
+///
+/// Restricted egress admits the plan's outbound flows, DNS to `host_firewall_dns_servers` (else
+/// the host's resolvers), NTP to `host_firewall_ntp_servers`, the extra egress rules and, on
+/// OIDC clients, HTTPS to the Entra ID list. Open egress keeps only the Entra ID set (so the
+/// list stays current and switching to restricted is immediate).
+pub fn host(plan: &wire::HostPlan, controller: Option<IpAddr>, facts: &HostFacts) -> Result<Policy> {
+    let mut p = inbound(plan, controller)?;
+    let restricted = match plan.egress.as_str() {
+        "open" => false,
+        "restricted" => true,
+        other => {
+            return Err(Error::new(format!(
+                "host_firewall_egress: invalid value '{other}' (expected one of: open, restricted)"
+            )))
+        }
+    };
+    p.egress.restricted = restricted;
+    let m = Matrix::embedded();
+    let mut b = Builder::default();
+    let mut acc = BTreeMap::new();
+    if plan.entra {
+        let idp = &m.egress.identity_provider;
+        match &facts.entra {
+            Some(list) if !list.is_empty() => {
+                for proto in &idp.protocols {
+                    b.add(&mut acc, &idp.set, &idp.id, idp.port, proto, list.clone())?;
+                }
+            }
+            _ if restricted => {
+                return Err(Error::new(
+                    "host_firewall_egress is restricted and the host runs an OIDC client, but it holds no Entra ID \
+                     list yet, so sign-in would break: run the vorstream.firewall.entra_egress role first (or set \
+                     host_firewall_entra: false and allow your OIDC provider with host_firewall_egress_extra_rules)",
+                ))
+            }
+            _ => p.warnings.push(
+                "no Entra ID list on this host yet: the Entra ID set is not installed (run the entra_egress role)"
+                    .into(),
+            ),
+        }
     }
+    if restricted {
+        for r in &plan.outbound {
+            b.add(&mut acc, &r.set, &r.id, r.port, &r.protocol, parse_nets(&r.id, &r.destinations)?)?;
+        }
+        for r in &plan.egress_extra {
+            b.add(&mut acc, &r.set, &r.id, r.port, &r.protocol, parse_nets(&r.id, &r.destinations)?)?;
+        }
+        let dns = &m.egress.dns;
+        let servers: Vec<IpNet> = match &plan.dns_servers {
+            Some(list) => parse_nets(&dns.id, list)?,
+            None => facts.nameservers.iter().map(|a| IpNet::from(*a)).collect(),
+        };
+        // Loopback resolvers (systemd-resolved, dnsmasq) are reached over lo, always allowed.
+        let servers: Vec<IpNet> = servers.into_iter().filter(|n| !n.addr().is_loopback()).collect();
+        if servers.is_empty() && plan.dns_servers.is_none() && facts.nameservers.is_empty() {
+            p.warnings.push(
+                "restricted egress: no DNS servers (host_firewall_dns_servers unset, none in resolv.conf)".into(),
+            );
+        }
+        for proto in &dns.protocols {
+            b.add(&mut acc, &dns.set, &dns.id, dns.port, proto, servers.clone())?;
+        }
+        let ntp = &m.egress.ntp;
+        let servers = parse_nets(&ntp.id, &plan.ntp_servers)?;
+        for proto in &ntp.protocols {
+            b.add(&mut acc, &ntp.set, &ntp.id, ntp.port, proto, servers.clone())?;
+        }
+    }
+    // Outbound keys must not collide with inbound ones (they never do with planner output).
+    for ((key, _), _) in b.raw.iter() {
+        if p.sets.keys().any(|(k, _)| k == key) {
+            return Err(Error::new(format!("set {key} is used both for sources and for destinations")));
+        }
+    }
+    b.finish(&mut p);
+    p.egress.accepts = acc;
     Ok(p)
 }
 
@@ -157,6 +291,11 @@ mod tests {
             remove_zone_services: vec![],
             inbound: rules,
             outbound: vec![],
+            egress: "open".into(),
+            dns_servers: None,
+            ntp_servers: vec![],
+            entra: false,
+            egress_extra: vec![],
         }
     }
 

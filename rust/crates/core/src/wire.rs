@@ -26,10 +26,28 @@ pub struct HostPlan {
     pub inbound: Vec<InRule>,
     #[serde(default)]
     pub outbound: Vec<OutRule>,
+    /// `host_firewall_egress`: `open` or `restricted`.
+    #[serde(default = "open")]
+    pub egress: String,
+    /// `host_firewall_dns_servers`; `None` when unset (the host's resolv.conf is used).
+    #[serde(default)]
+    pub dns_servers: Option<Vec<String>>,
+    #[serde(default)]
+    pub ntp_servers: Vec<String>,
+    /// The host runs an OIDC client and keeps the Entra ID allow-list (`host_firewall_entra`).
+    #[serde(default)]
+    pub entra: bool,
+    /// `host_firewall_egress_extra_rules`, one rule per protocol.
+    #[serde(default)]
+    pub egress_extra: Vec<OutRule>,
 }
 
 fn auto() -> String {
     "auto".into()
+}
+
+fn open() -> String {
+    "open".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +111,25 @@ impl HostPlan {
                     set: r.set.to_string(),
                     purpose: r.purpose.to_string(),
                     label: r.label.to_string(),
+                })
+                .collect(),
+            egress: o.egress.clone(),
+            dns_servers: o.dns_servers.as_ref().map(|v| v.iter().map(|n| n.to_string()).collect()),
+            ntp_servers: o.ntp_servers.iter().map(|n| n.to_string()).collect(),
+            entra: o.entra && crate::Matrix::embedded().is_oidc_client(&h.services),
+            egress_extra: o
+                .egress_extra_rules
+                .iter()
+                .flat_map(|x| {
+                    x.protocols.iter().map(move |p| OutRule {
+                        id: x.id.clone(),
+                        port: x.port,
+                        protocol: p.clone(),
+                        destinations: x.destinations.iter().map(|n| n.to_string()).collect(),
+                        set: format!("o-{}", x.id),
+                        purpose: x.purpose.clone(),
+                        label: "host_firewall_egress_extra_rules".into(),
+                    })
                 })
                 .collect(),
         }
