@@ -18,7 +18,7 @@ enum Cmd {
     Plan(PlanArgs),
     /// Print the embedded port matrix data file.
     Matrix,
-    /// Microsoft Entra ID (AzureActiveDirectory service tag) prefixes: fetch, show, diff, status.
+    /// Microsoft Entra ID (AzureActiveDirectory service tag) prefixes: fetch, show, diff, apply, status.
     #[command(disable_help_flag = true)]
     Entra {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -66,7 +66,7 @@ fn main() {
     if let Cmd::Entra { args } = &cli.cmd {
         let mut argv = vec!["vorfw entra".to_string()];
         argv.extend(args.iter().cloned());
-        std::process::exit(vorfw_entra::cli(argv));
+        std::process::exit(vorfw_entra::cli_with(argv, Some(&vorfw_entra::host_applier)));
     }
     match run(cli) {
         Ok(out) => {

@@ -340,6 +340,70 @@ mod tests {
         assert!(e.0.contains("different members"), "{e}");
     }
 
+    fn out_rule(set: &str, id: &str, port: u16, dests: &[&str]) -> wire::OutRule {
+        wire::OutRule {
+            id: id.into(),
+            port,
+            protocol: "tcp".into(),
+            destinations: dests.iter().map(|s| s.to_string()).collect(),
+            set: set.into(),
+            purpose: "p".into(),
+            label: "l".into(),
+        }
+    }
+
+    #[test]
+    fn open_egress_keeps_only_the_entra_set() {
+        let mut pl = plan(vec![], Some(vec![]));
+        pl.entra = true;
+        pl.outbound = vec![out_rule("t-x", "x", 1000, &["10.0.0.2"])];
+        let facts = HostFacts { entra: Some(vec!["10.231.0.0/28".parse().unwrap()]), nameservers: vec![] };
+        let p = host(&pl, None, &facts).unwrap();
+        assert!(!p.egress.restricted);
+        let idp = &Matrix::embedded().egress.identity_provider;
+        let keys: Vec<_> = p.egress.accepts.keys().map(|a| (a.set.as_str(), a.port)).collect();
+        assert_eq!(keys, vec![(idp.set.as_str(), idp.port)]);
+        assert_eq!(p.sets[&(idp.set.clone(), Family::V4)], vec!["10.231.0.0/28".parse::<IpNet>().unwrap()]);
+        // No list yet: a warning, no set.
+        let p = host(&pl, None, &HostFacts::default()).unwrap();
+        assert!(p.egress.accepts.is_empty() && p.warnings[0].contains("no Entra ID list"), "{:?}", p.warnings);
+        // Not an OIDC client: nothing.
+        pl.entra = false;
+        assert!(host(&pl, None, &facts).unwrap().egress.accepts.is_empty());
+    }
+
+    #[test]
+    fn restricted_egress_admits_plan_dns_ntp_extras_and_entra() {
+        let mut pl = plan(vec![], Some(vec![]));
+        pl.entra = true;
+        pl.egress = "restricted".into();
+        pl.outbound = vec![out_rule("t-x", "x", 1000, &["10.0.0.2", "fd00::2"])];
+        pl.egress_extra = vec![out_rule("o-repo", "repo", 8443, &["192.0.2.0/24"])];
+        pl.ntp_servers = vec!["10.0.0.123".into()];
+        let facts = HostFacts {
+            entra: Some(vec!["10.231.0.0/28".parse().unwrap()]),
+            nameservers: vec!["127.0.0.53".parse().unwrap(), "10.0.0.53".parse().unwrap()],
+        };
+        let p = host(&pl, None, &facts).unwrap();
+        assert!(p.egress.restricted);
+        let m = Matrix::embedded();
+        let sets: BTreeSet<&str> = p.egress.accepts.keys().map(|a| a.set.as_str()).collect();
+        let want: BTreeSet<&str> =
+            ["t-x", "o-repo", &m.egress.dns.set, &m.egress.ntp.set, &m.egress.identity_provider.set].into();
+        assert_eq!(sets, want);
+        // The loopback resolver is reached over lo; only the real one is a set member.
+        assert_eq!(p.sets[&(m.egress.dns.set.clone(), Family::V4)], vec!["10.0.0.53/32".parse::<IpNet>().unwrap()]);
+        // Configured DNS servers win over resolv.conf.
+        pl.dns_servers = Some(vec!["10.9.9.9".into()]);
+        let p = host(&pl, None, &facts).unwrap();
+        assert_eq!(p.sets[&(m.egress.dns.set.clone(), Family::V4)], vec!["10.9.9.9/32".parse::<IpNet>().unwrap()]);
+        // Restricted OIDC client without a list: refused, sign-in would break.
+        let e = host(&pl, None, &HostFacts::default()).unwrap_err();
+        assert!(e.0.contains("no Entra ID") && e.0.contains("entra_egress"), "{e}");
+        pl.egress = "closed".into();
+        assert!(host(&pl, None, &facts).unwrap_err().0.contains("invalid value 'closed'"));
+    }
+
     #[test]
     fn object_names_fit_and_stay_unique() {
         assert_eq!(object_name("vorfw-", "g-super", Family::V4, 31), "vorfw-g-super-4");

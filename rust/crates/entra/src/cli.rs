@@ -1,4 +1,4 @@
-//! The `vorfw-entra` command line: `fetch`, `show`, `diff`, `status`.
+//! The `vorfw-entra` command line: `fetch`, `show`, `diff`, `apply`, `status`.
 //!
 //! Exit codes: 0 success; 1 the refresh failed (or, for `status`, the last one did, or none ran);
 //! 2 usage error.
@@ -52,6 +52,17 @@ enum Cmd {
     Diff {
         #[command(flatten)]
         feed: FeedArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Fetch, validate, apply the effective list to this host's firewall, then save it
+    /// (what the weekly timer runs). A failed apply leaves the firewall and the state as they were.
+    Apply {
+        #[command(flatten)]
+        feed: FeedArgs,
+        /// Report what would change in the list and in the firewall; write nothing.
+        #[arg(long)]
+        check: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -190,8 +201,33 @@ impl FeedArgs {
     }
 }
 
+/// What applying a list to the host firewall did (or would do, when checking).
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    pub changed: bool,
+    /// One line for people.
+    pub summary: String,
+    /// Details for `--format json` (backend, changes, warnings).
+    pub detail: serde_json::Value,
+}
+
+/// Applies an effective list to the host firewall: `(prefixes, check) -> report`.
+pub type Applier<'a> = &'a dyn Fn(&[ipnet::IpNet], bool) -> std::result::Result<ApplyReport, String>;
+
+/// The applier of this host: re-apply the request the `apply` module last recorded, with the
+/// new list (see `vorfw_host::reapply`).
+pub fn host_applier(prefixes: &[ipnet::IpNet], check: bool) -> std::result::Result<ApplyReport, String> {
+    vorfw_host::reapply(prefixes, check).map(|(changed, summary, detail)| ApplyReport { changed, summary, detail })
+}
+
 /// Run the command line (`args[0]` is the program name). Returns the exit code.
 pub fn cli(args: Vec<String>) -> i32 {
+    cli_with(args, None)
+}
+
+/// [`cli`], with the firewall applier that `apply` uses (binaries that link a firewall backend
+/// pass one; without it `apply` is refused).
+pub fn cli_with(args: Vec<String>, applier: Option<Applier>) -> i32 {
     let parsed = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -199,7 +235,7 @@ pub fn cli(args: Vec<String>) -> i32 {
             return e.exit_code();
         }
     };
-    match run(parsed) {
+    match run(parsed, applier) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("vorfw-entra: error [{}]: {e}", e.kind());
@@ -208,9 +244,60 @@ pub fn cli(args: Vec<String>) -> i32 {
     }
 }
 
-fn run(cli: Cli) -> Result<i32, Error> {
+fn run(cli: Cli, applier: Option<Applier>) -> Result<i32, Error> {
     let dir = cli.state_dir;
     match cli.cmd {
+        Cmd::Apply { feed, check, format } => {
+            let Some(applier) = applier else {
+                return Err(Error::new(ErrorKind::Apply, "this build of vorfw-entra cannot apply to a firewall"));
+            };
+            let cfg = feed.config();
+            let now = feed.now.unwrap_or_else(SystemTime::now);
+            let previous: Vec<String> = state::load_state(&dir)?
+                .map(|s| s.effective().iter().map(|p| p.to_string()).collect())
+                .unwrap_or_default();
+            let mut fw = ApplyReport::default();
+            let outcome = if check {
+                let o = refresh(&cfg, &dir, now, true)?;
+                let eff: Vec<ipnet::IpNet> = o.effective().into_iter().collect();
+                fw = applier(&eff, true).map_err(|m| Error::new(ErrorKind::Apply, m))?;
+                o
+            } else {
+                crate::refresh::refresh_with(&cfg, &dir, now, false, |st, _| {
+                    let eff: Vec<ipnet::IpNet> = st.effective().into_iter().collect();
+                    fw = applier(&eff, false)?;
+                    Ok(())
+                })?
+            };
+            let d = &outcome.diff;
+            let list_changed = !d.is_noop();
+            match format {
+                Format::Json => {
+                    let doc = serde_json::json!({
+                        "ok": true,
+                        "check": check,
+                        "changed": list_changed || fw.changed,
+                        "list_changed": list_changed,
+                        "summary": summary(&outcome),
+                        "source": outcome.source,
+                        "file_name": outcome.state.file_name,
+                        "change_number": outcome.state.change_number,
+                        "prefixes": outcome.state.counts(),
+                        "diff": d,
+                        "previous_effective": previous,
+                        "effective": outcome.state.effective().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                        "firewall": {"changed": fw.changed, "summary": fw.summary, "detail": fw.detail},
+                        "written": outcome.written,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                }
+                Format::Text => {
+                    report(&outcome, Format::Text, check);
+                    println!("firewall: {}", fw.summary);
+                }
+            }
+            Ok(0)
+        }
         Cmd::Fetch { feed, dry_run, format } => {
             let cfg = feed.config();
             let outcome = refresh(&cfg, &dir, feed.now.unwrap_or_else(SystemTime::now), dry_run)?;

@@ -15,7 +15,8 @@
 //! * [`refresh`] / [`refresh_with`]: the whole cycle against a state directory, with atomic
 //!   writes, a status file for monitoring, and a hook to apply the list to a firewall before the
 //!   state is committed.
-//! * [`cli`]: the `vorfw-entra` command (`fetch`, `show`, `diff`, `status`).
+//! * [`cli`]: the `vorfw-entra` command (`fetch`, `show`, `diff`, `apply`, `status`); the
+//!   binaries pass [`cli_with`] an [`Applier`] that converges the host firewall (`vorfw-host`).
 //!
 //! This crate carries the network stack (reqwest, rustls, tokio); the firewall module crates
 //! must not depend on it. A caller that applies the list reads [`Outcome::effective`] (or
@@ -31,7 +32,7 @@ mod refresh;
 mod state;
 pub mod time;
 
-pub use cli::cli;
+pub use cli::{cli, cli_with, host_applier, Applier, ApplyReport};
 pub use config::{
     FeedConfig, ProxyMode, Source, DEFAULT_LINK_PREFIX, DEFAULT_MAX_BYTES, DEFAULT_STATE_DIR, DEFAULT_TAG,
     DEFAULT_USER_AGENT,

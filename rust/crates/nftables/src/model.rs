@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use vorfw_core::policy::{object_name, Family, Policy};
+use vorfw_core::policy::{object_name, Accept, Family, Policy};
 use vorfw_core::Proto;
 
 /// Our table, in the `inet` family (IPv4 and IPv6 in one).
@@ -13,12 +13,30 @@ fn set_name(key: &str, fam: Family) -> String {
 }
 
 /// Ports per (set, family, protocol): one rule each, with an anonymous port set.
-fn grouped(p: &Policy) -> BTreeMap<(String, Family, Proto), BTreeSet<u16>> {
+fn grouped<'a>(accepts: impl Iterator<Item = &'a Accept>) -> BTreeMap<(String, Family, Proto), BTreeSet<u16>> {
     let mut g: BTreeMap<(String, Family, Proto), BTreeSet<u16>> = BTreeMap::new();
-    for a in p.accepts.keys() {
+    for a in accepts {
         g.entry((a.set.clone(), a.family, a.protocol)).or_default().insert(a.port);
     }
     g
+}
+
+/// One accept line per (set, family, protocol): `ip saddr @set tcp dport { … } accept`.
+fn accept_lines(s: &mut String, accepts: &BTreeMap<Accept, BTreeSet<String>>, dir: &str) {
+    for ((key, fam, proto), ports) in grouped(accepts.keys()) {
+        let addr = match fam {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        };
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let ports = if ports.len() == 1 { ports[0].clone() } else { format!("{{ {} }}", ports.join(", ")) };
+        let _ = writeln!(s, "\t\t{addr} {dir} @{} {} dport {ports} accept", set_name(&key, fam), proto.as_str());
+    }
+}
+
+/// Whether the table needs an output chain: restricted egress, or sets kept current (Entra ID).
+fn has_output(p: &Policy) -> bool {
+    p.egress.restricted || !p.egress.accepts.is_empty()
 }
 
 /// The whole table as an `nft -f` script that replaces it atomically (the empty `table`
@@ -58,17 +76,29 @@ pub fn script(p: &Policy) -> String {
         s,
         "\t\tip6 nexthdr ipv6-icmp icmpv6 type {{ destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert }} accept"
     );
-    for ((key, fam, proto), ports) in grouped(p) {
-        let addr = match fam {
-            Family::V4 => "ip saddr",
-            Family::V6 => "ip6 saddr",
-        };
-        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
-        let ports = if ports.len() == 1 { ports[0].clone() } else { format!("{{ {} }}", ports.join(", ")) };
-        let _ = writeln!(s, "\t\t{addr} @{} {} dport {ports} accept", set_name(&key, fam), proto.as_str());
-    }
+    accept_lines(&mut s, &p.accepts, "saddr");
     let _ = writeln!(s, "\t\treject with icmpx type admin-prohibited");
     let _ = writeln!(s, "\t}}");
+    if has_output(p) {
+        // Restricted: reject what is not accepted. Open: the accepts only keep the sets visible
+        // and current (the chain's policy accepts everything anyway).
+        let _ = writeln!(s, "\tchain output {{");
+        let _ = writeln!(s, "\t\ttype filter hook output priority filter; policy accept;");
+        let _ = writeln!(s, "\t\toif \"lo\" accept");
+        let _ = writeln!(s, "\t\tct state established,related accept");
+        if p.egress.restricted {
+            let _ = writeln!(s, "\t\tip protocol icmp icmp type {{ echo-reply, destination-unreachable, time-exceeded, parameter-problem }} accept");
+            let _ = writeln!(
+                s,
+                "\t\tip6 nexthdr ipv6-icmp icmpv6 type {{ echo-reply, destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report }} accept"
+            );
+        }
+        accept_lines(&mut s, &p.egress.accepts, "daddr");
+        if p.egress.restricted {
+            let _ = writeln!(s, "\t\treject with icmpx type admin-prohibited");
+        }
+        let _ = writeln!(s, "\t}}");
+    }
     let _ = writeln!(s, "}}");
     s
 }
@@ -84,13 +114,19 @@ pub fn render(p: &Policy) -> String {
     for a in p.accepts.keys() {
         let _ = writeln!(s, "accept {}/{} from @{}", a.port, a.protocol, set_name(&a.set, a.family));
     }
+    if has_output(p) {
+        let mode = if p.egress.restricted { "restricted: reject the rest" } else { "open" };
+        let _ = writeln!(s, "egress {mode}");
+    }
+    for a in p.egress.accepts.keys() {
+        let _ = writeln!(s, "accept out {}/{} to @{}", a.port, a.protocol, set_name(&a.set, a.family));
+    }
     s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vorfw_core::policy::Accept;
 
     fn policy() -> Policy {
         let mut p = Policy::default();
@@ -118,6 +154,29 @@ mod tests {
         assert!(s.contains("\t\tip saddr @g-all-4 tcp dport { 100, 200 } accept\n"));
         assert!(s.contains("\t\tip6 saddr @a-user-6 udp dport 300 accept\n"));
         assert!(s.trim_end().ends_with("reject with icmpx type admin-prohibited\n\t}\n}"));
+    }
+
+    #[test]
+    fn output_chain_only_with_egress_and_rejects_only_when_restricted() {
+        let mut p = policy();
+        assert!(!script(&p).contains("chain output"));
+        p.sets.insert(("entra".into(), Family::V4), vec!["10.231.0.0/24".parse().unwrap()]);
+        p.egress.accepts.insert(
+            Accept { set: "entra".into(), family: Family::V4, protocol: Proto::Tcp, port: 4430 },
+            Default::default(),
+        );
+        let open = script(&p);
+        let out = &open[open.find("chain output").unwrap()..];
+        assert!(out.contains("policy accept;"));
+        assert!(out.contains("\t\tip daddr @entra-4 tcp dport 4430 accept\n"));
+        assert!(!out.contains("reject"));
+        p.egress.restricted = true;
+        let restricted = script(&p);
+        let out = &restricted[restricted.find("chain output").unwrap()..];
+        assert!(out.contains("ct state established,related accept"));
+        assert!(out.contains("nd-neighbor-solicit"));
+        assert!(out.trim_end().ends_with("reject with icmpx type admin-prohibited\n\t}\n}"));
+        assert!(render(&p).contains("accept out 4430/tcp to @entra-4\n"));
     }
 
     #[test]
