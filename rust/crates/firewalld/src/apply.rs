@@ -86,6 +86,35 @@ fn inverse(op: &Op, rt: Option<&Owned>, perm: &Owned) -> Vec<Op> {
         Op::RemoveService { layer, zone, service } => {
             vec![Op::AddService { layer: *layer, zone: zone.clone(), service: service.clone() }]
         }
+        Op::NewPolicy { name, .. } => vec![Op::DeletePolicy { name: name.clone() }],
+        Op::SetPolicyTarget { name, .. } => match &perm.egress {
+            Some(p) => vec![Op::SetPolicyTarget { name: name.clone(), target: p.target.clone() }],
+            None => vec![],
+        },
+        // Run in reverse: create the policy as it was, then give back its rules.
+        Op::DeletePolicy { name } => match &perm.egress {
+            Some(p) => {
+                let mut v: Vec<Op> = p
+                    .rich
+                    .iter()
+                    .map(|r| Op::AddPolicyRich { layer: Layer::Permanent, policy: name.clone(), rule: r.clone() })
+                    .collect();
+                v.push(Op::NewPolicy {
+                    name: name.clone(),
+                    target: p.target.clone(),
+                    ingress_zones: p.ingress_zones.clone(),
+                    egress_zones: p.egress_zones.clone(),
+                });
+                v
+            }
+            None => vec![],
+        },
+        Op::AddPolicyRich { layer, policy, rule } => {
+            vec![Op::RemovePolicyRich { layer: *layer, policy: policy.clone(), rule: rule.clone() }]
+        }
+        Op::RemovePolicyRich { layer, policy, rule } => {
+            vec![Op::AddPolicyRich { layer: *layer, policy: policy.clone(), rule: rule.clone() }]
+        }
         Op::Reload => vec![],
     }
 }

@@ -1,12 +1,12 @@
 //! A running firewalld, over its D-Bus API (org.fedoraproject.FirewallD1).
 
-use crate::model::{is_owned_ipset, is_owned_rule, Ipset, Layer, Op, Owned};
+use crate::model::{is_owned_ipset, is_owned_rule, Ipset, Layer, Op, Owned, PolicyObject, EGRESS_POLICY};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use vorfw_core::policy::Family;
 use zbus::blocking::Connection;
-use zbus::zvariant::{DynamicType, OwnedObjectPath, OwnedValue};
+use zbus::zvariant::{DynamicType, OwnedObjectPath, OwnedValue, Value};
 
 const BUS: &str = "org.fedoraproject.FirewallD1";
 const PATH: &str = "/org/fedoraproject/FirewallD1";
@@ -17,18 +17,38 @@ const IF_IPSET: &str = "org.fedoraproject.FirewallD1.ipset";
 const IF_CONFIG: &str = "org.fedoraproject.FirewallD1.config";
 const IF_CONFIG_ZONE: &str = "org.fedoraproject.FirewallD1.config.zone";
 const IF_CONFIG_IPSET: &str = "org.fedoraproject.FirewallD1.config.ipset";
+/// Policy objects (firewalld 0.9 or later).
+const IF_POLICY: &str = "org.fedoraproject.FirewallD1.policy";
+const IF_CONFIG_POLICY: &str = "org.fedoraproject.FirewallD1.config.policy";
+
+const DESCRIPTION: &str = "Owned by vorstream.firewall: do not edit; changes are overwritten";
 
 /// ipset settings as firewalld passes them: (version, short, description, type, options, entries).
 type IpsetSettings = (String, String, String, String, HashMap<String, String>, Vec<String>);
+/// Policy settings as firewalld passes them (`getPolicySettings`, `config.policy.getSettings`):
+/// keys such as `target`, `ingress_zones`, `egress_zones`, `rich_rules`, `services`, `ports`;
+/// empty lists are left out. Setting them (`setPolicySettings`, `update`) changes only the keys
+/// given; at runtime a list replaces the current one, and `target` cannot be set at all.
+type PolicySettings = HashMap<String, OwnedValue>;
 
 pub struct Firewalld {
     conn: Connection,
 }
 
-/// Items in the runtime zones that are not ours: kept across a reload.
+/// Items in the runtime zones and policies that are not ours: kept across a reload.
 #[derive(Debug, Clone, Default)]
 pub struct Extras {
     pub zones: Vec<ZoneItems>,
+    /// Every policy object but ours (none on firewalld before 0.9).
+    pub policies: Vec<PolicyItems>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyItems {
+    pub policy: String,
+    pub services: BTreeSet<String>,
+    pub ports: BTreeSet<(String, String)>,
+    pub rich: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +59,56 @@ pub struct ZoneItems {
     pub services: BTreeSet<String>,
     pub ports: BTreeSet<(String, String)>,
     pub rich: BTreeSet<String>,
+}
+
+/// A list of strings from policy settings (absent: empty).
+fn strings(s: &PolicySettings, key: &str) -> Result<Vec<String>, String> {
+    match s.get(key) {
+        None => Ok(vec![]),
+        Some(v) => v
+            .try_clone()
+            .map_err(|e| e.to_string())
+            .and_then(|v| Vec::<String>::try_from(v).map_err(|e| e.to_string()))
+            .map_err(|e| format!("firewalld policy setting {key}: unexpected value: {e}")),
+    }
+}
+
+/// Port/protocol pairs from policy settings (absent: empty).
+fn port_pairs(s: &PolicySettings) -> Result<BTreeSet<(String, String)>, String> {
+    match s.get("ports") {
+        None => Ok(BTreeSet::new()),
+        Some(v) => v
+            .try_clone()
+            .map_err(|e| e.to_string())
+            .and_then(|v| Vec::<(String, String)>::try_from(v).map_err(|e| e.to_string()))
+            .map(|v| v.into_iter().collect())
+            .map_err(|e| format!("firewalld policy setting ports: unexpected value: {e}")),
+    }
+}
+
+fn policy_object(s: &PolicySettings) -> Result<PolicyObject, String> {
+    let target = match s.get("target") {
+        Some(v) => String::try_from(v.try_clone().map_err(|e| e.to_string())?)
+            .map_err(|e| format!("firewalld policy setting target: unexpected value: {e}"))?,
+        None => String::new(),
+    };
+    Ok(PolicyObject {
+        target,
+        ingress_zones: strings(s, "ingress_zones")?.into_iter().collect(),
+        egress_zones: strings(s, "egress_zones")?.into_iter().collect(),
+        rich: strings(s, "rich_rules")?.into_iter().collect(),
+    })
+}
+
+/// Settings that set one list.
+fn list_setting(key: &str, items: impl IntoIterator<Item = String>) -> HashMap<&str, Value<'static>> {
+    HashMap::from([(key, Value::from(items.into_iter().collect::<Vec<String>>()))])
+}
+
+/// Whether a D-Bus error says the daemon has no such method or interface (firewalld < 0.9 has
+/// no policy objects).
+fn unsupported(e: &str) -> bool {
+    e.contains("UnknownMethod") || e.contains("UnknownInterface") || e.contains("UnknownObject")
 }
 
 fn family_of(settings: &IpsetSettings) -> Family {
@@ -118,6 +188,66 @@ impl Firewalld {
         self.fw(CONFIG_PATH, IF_CONFIG, "getIPSetByName", &(name,))
     }
 
+    fn config_policy(&self, name: &str) -> Result<OwnedObjectPath, String> {
+        self.fw(CONFIG_PATH, IF_CONFIG, "getPolicyByName", &(name,))
+    }
+
+    /// The names of the policy objects in one layer; empty when firewalld predates them.
+    fn policy_names(&self, layer: Layer) -> Result<Vec<String>, String> {
+        let r: Result<Vec<String>, String> = match layer {
+            Layer::Runtime => self.fw(PATH, IF_POLICY, "getPolicies", &()),
+            Layer::Permanent => self.fw(CONFIG_PATH, IF_CONFIG, "getPolicyNames", &()),
+        };
+        match r {
+            Err(e) if unsupported(&e) => Ok(vec![]),
+            r => r,
+        }
+    }
+
+    fn policy_settings(&self, layer: Layer, name: &str) -> Result<PolicySettings, String> {
+        match layer {
+            Layer::Runtime => self.fw(PATH, IF_POLICY, "getPolicySettings", &(name,)),
+            Layer::Permanent => {
+                let p = self.config_policy(name)?;
+                self.fw(p.as_str(), IF_CONFIG_POLICY, "getSettings", &())
+            }
+        }
+    }
+
+    /// Set some settings of a policy object (only the keys given change).
+    fn set_policy_settings(&self, layer: Layer, name: &str, settings: HashMap<&str, Value<'_>>) -> Result<(), String> {
+        match layer {
+            Layer::Runtime => self.unit(PATH, IF_POLICY, "setPolicySettings", &(name, settings)),
+            Layer::Permanent => {
+                let p = self.config_policy(name)?;
+                self.unit(p.as_str(), IF_CONFIG_POLICY, "update", &(settings,))
+            }
+        }
+    }
+
+    /// Add or remove one rich rule of a policy object. firewalld's D-Bus API has no per-rule
+    /// call for policies, so the whole list is read and written back.
+    fn edit_policy_rule(&self, layer: Layer, name: &str, rule: &str, add: bool) -> Result<(), String> {
+        let mut rules = strings(&self.policy_settings(layer, name)?, "rich_rules")?;
+        if add {
+            if rules.iter().any(|r| r == rule) {
+                return Ok(());
+            }
+            rules.push(rule.to_string());
+        } else {
+            rules.retain(|r| r != rule);
+        }
+        self.set_policy_settings(layer, name, list_setting("rich_rules", rules))
+    }
+
+    /// Our policy object in one layer, if it exists.
+    fn read_egress(&self, layer: Layer) -> Result<Option<PolicyObject>, String> {
+        if !self.policy_names(layer)?.iter().any(|n| n == EGRESS_POLICY) {
+            return Ok(None);
+        }
+        policy_object(&self.policy_settings(layer, EGRESS_POLICY)?).map(Some)
+    }
+
     /// Our objects in one layer, for the given zones, plus which of `remove_services` are
     /// still enabled there.
     pub fn read(&self, layer: Layer, zones: &[String], remove_services: &[String]) -> Result<Owned, String> {
@@ -160,6 +290,7 @@ impl Firewalld {
                 }
             }
         }
+        o.egress = self.read_egress(layer)?;
         Ok(o)
     }
 
@@ -226,6 +357,31 @@ impl Firewalld {
                 let p = self.config_zone(zone)?;
                 self.unit(p.as_str(), IF_CONFIG_ZONE, "removeService", &(service.as_str(),))
             }
+            Op::NewPolicy { name, target, ingress_zones, egress_zones } => {
+                let settings: HashMap<&str, Value<'_>> = HashMap::from([
+                    ("description", Value::from(DESCRIPTION)),
+                    ("target", Value::from(target.as_str())),
+                    ("ingress_zones", Value::from(ingress_zones.iter().cloned().collect::<Vec<String>>())),
+                    ("egress_zones", Value::from(egress_zones.iter().cloned().collect::<Vec<String>>())),
+                ]);
+                let r: Result<OwnedObjectPath, String> =
+                    self.fw(CONFIG_PATH, IF_CONFIG, "addPolicy", &(name.as_str(), settings));
+                match r {
+                    Err(e) if unsupported(&e) => Err(format!("{e}: policy objects need firewalld 0.9 or later")),
+                    r => r.map(|_| ()),
+                }
+            }
+            Op::SetPolicyTarget { name, target } => self.set_policy_settings(
+                Layer::Permanent,
+                name,
+                HashMap::from([("target", Value::from(target.as_str()))]),
+            ),
+            Op::DeletePolicy { name } => {
+                let p = self.config_policy(name)?;
+                self.unit(p.as_str(), IF_CONFIG_POLICY, "remove", &())
+            }
+            Op::AddPolicyRich { layer, policy, rule } => self.edit_policy_rule(*layer, policy, rule, true),
+            Op::RemovePolicyRich { layer, policy, rule } => self.edit_policy_rule(*layer, policy, rule, false),
             Op::Reload => self.unit(PATH, IF_MAIN, "reload", &()),
         }
     }
@@ -254,6 +410,18 @@ impl Firewalld {
                     })
                     .collect(),
                 rich: rich.into_iter().filter(|r| !is_owned_rule(r)).collect(),
+            });
+        }
+        for p in self.policy_names(Layer::Runtime)? {
+            if p == EGRESS_POLICY {
+                continue;
+            }
+            let s = self.policy_settings(Layer::Runtime, &p)?;
+            out.policies.push(PolicyItems {
+                policy: p,
+                services: strings(&s, "services")?.into_iter().collect(),
+                ports: port_pairs(&s)?,
+                rich: strings(&s, "rich_rules")?.into_iter().collect(),
             });
         }
         Ok(out)
@@ -285,6 +453,31 @@ impl Firewalld {
             for r in b.rich.difference(&n.rich) {
                 let _: String = self.fw(PATH, IF_ZONE, "addRichRule", &(z, r.as_str(), 0i32))?;
                 restored.push(format!("zone {z}: {r}"));
+            }
+        }
+        for b in &before.policies {
+            // A policy that is gone was deleted from the permanent configuration: leave it be.
+            let Some(n) = now.policies.iter().find(|p| p.policy == b.policy) else { continue };
+            let p = b.policy.as_str();
+            // Runtime lists replace the current ones: give back the union, so nothing goes.
+            let mut settings: HashMap<&str, Value<'_>> = HashMap::new();
+            if !b.services.is_subset(&n.services) {
+                restored.extend(b.services.difference(&n.services).map(|s| format!("policy {p}: service {s}")));
+                settings.extend(list_setting("services", n.services.union(&b.services).cloned()));
+            }
+            if !b.ports.is_subset(&n.ports) {
+                restored.extend(
+                    b.ports.difference(&n.ports).map(|(port, proto)| format!("policy {p}: port {port}/{proto}")),
+                );
+                settings
+                    .insert("ports", Value::from(n.ports.union(&b.ports).cloned().collect::<Vec<(String, String)>>()));
+            }
+            if !b.rich.is_subset(&n.rich) {
+                restored.extend(b.rich.difference(&n.rich).map(|r| format!("policy {p}: {r}")));
+                settings.extend(list_setting("rich_rules", n.rich.union(&b.rich).cloned()));
+            }
+            if !settings.is_empty() {
+                self.set_policy_settings(Layer::Runtime, p, settings)?;
             }
         }
         Ok(restored)

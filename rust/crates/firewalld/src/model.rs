@@ -9,6 +9,39 @@ use vorfw_core::policy::{object_name, Family, Policy};
 pub const PREFIX: &str = "vorfw-";
 /// ipset names are limited to 31 characters by the kernel.
 pub const MAX_NAME: usize = 31;
+/// The one firewalld policy object this collection owns: what the host itself sends
+/// (ingress zone `HOST`, egress zone `ANY`). Everything in it is ours.
+pub const EGRESS_POLICY: &str = "vorfw-egress";
+/// firewalld's pseudo zones for the host itself and for any zone.
+pub const ZONE_HOST: &str = "HOST";
+pub const ZONE_ANY: &str = "ANY";
+/// Policy targets: reject what no rule accepted, or fall through to firewalld's default
+/// (accept) for the host's own traffic.
+pub const TARGET_REJECT: &str = "REJECT";
+pub const TARGET_CONTINUE: &str = "CONTINUE";
+
+/// What a restricted egress policy always admits besides the plan, so that IPv6 keeps working.
+///
+/// With target `REJECT` on HOST → ANY, firewalld's `filter_OUTPUT` chain still accepts
+/// `ct state established,related` and `oifname "lo"` before it jumps to any policy chain
+/// (verified with `nft list chain inet firewalld filter_OUTPUT`, firewalld 1.3), so loopback,
+/// replies to inbound connections, the rest of our own accepted connections and ICMP errors
+/// about them need no rule. Neighbour discovery does: conntrack does not track NS/NA/RS, so
+/// without these rules the host cannot resolve any IPv6 neighbour (its neighbour entries go
+/// FAILED and every IPv6 connection times out, seen in the lab) nor answer its neighbours'
+/// solicitations. The last rule admits ICMPv6 to link-local multicast (ff02::/16): solicited-node
+/// solicitations, router solicitations and MLD listener reports (firewalld has no icmptype for
+/// MLD), which switches with MLD snooping need to keep delivering our multicast.
+///
+/// Not covered on purpose (restricted means restricted): DHCP clients using UDP sockets
+/// (DHCPv6, and DHCPv4 unicast renewals), IGMP and outbound ping. Add them as egress rules when
+/// a host needs them.
+pub const EGRESS_BASE_RULES: [&str; 4] = [
+    "rule family=\"ipv6\" icmp-type name=\"neighbour-solicitation\" accept",
+    "rule family=\"ipv6\" icmp-type name=\"neighbour-advertisement\" accept",
+    "rule family=\"ipv6\" icmp-type name=\"router-solicitation\" accept",
+    "rule family=\"ipv6\" destination address=\"ff02::/16\" protocol value=\"ipv6-icmp\" accept",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Layer {
@@ -31,6 +64,23 @@ pub struct Ipset {
     pub entries: BTreeSet<String>,
 }
 
+/// A firewalld policy object (firewalld 0.9 or later), as far as we manage it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyObject {
+    pub target: String,
+    pub ingress_zones: BTreeSet<String>,
+    pub egress_zones: BTreeSet<String>,
+    /// All its rich rules (firewalld's canonical string form): the object is ours entirely.
+    pub rich: BTreeSet<String>,
+}
+
+impl PolicyObject {
+    /// Same object apart from its rules and target (else it is deleted and created anew).
+    fn same_zones(&self, other: &PolicyObject) -> bool {
+        self.ingress_zones == other.ingress_zones && self.egress_zones == other.egress_zones
+    }
+}
+
 /// The objects we own in one layer of firewalld.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Owned {
@@ -40,6 +90,8 @@ pub struct Owned {
     /// zone → services present that the operator asked us to remove
     /// (`host_firewall_remove_zone_services`); always empty in the wanted state.
     pub services: BTreeMap<String, BTreeSet<String>>,
+    /// The egress policy object [`EGRESS_POLICY`], if it exists.
+    pub egress: Option<PolicyObject>,
 }
 
 pub fn is_owned_ipset(name: &str) -> bool {
@@ -89,6 +141,39 @@ pub fn rich_rule(family: Family, ipset: &str, port: u16, protocol: &str) -> Stri
     )
 }
 
+/// The rich rule accepting `port/protocol` to an owned ipset (egress), in firewalld's canonical
+/// form (verified against `getPolicySettings` of firewalld 1.3).
+pub fn egress_rule(family: Family, ipset: &str, port: u16, protocol: &str) -> String {
+    format!(
+        "rule family=\"{}\" destination ipset=\"{ipset}\" port port=\"{port}\" protocol=\"{protocol}\" accept",
+        family_name(family)
+    )
+}
+
+/// The egress policy object for `policy`: present when egress is restricted (target REJECT,
+/// plus [`EGRESS_BASE_RULES`]) or has accepts (target CONTINUE: they admit what is admitted
+/// anyway, and keep their sets in use).
+pub fn desired_egress(policy: &Policy) -> Option<PolicyObject> {
+    let e = &policy.egress;
+    if !e.restricted && e.accepts.is_empty() {
+        return None;
+    }
+    let mut rich: BTreeSet<String> = e
+        .accepts
+        .keys()
+        .map(|a| egress_rule(a.family, &object_name(PREFIX, &a.set, a.family, MAX_NAME), a.port, a.protocol.as_str()))
+        .collect();
+    if e.restricted {
+        rich.extend(EGRESS_BASE_RULES.iter().map(|r| r.to_string()));
+    }
+    Some(PolicyObject {
+        target: if e.restricted { TARGET_REJECT } else { TARGET_CONTINUE }.to_string(),
+        ingress_zones: BTreeSet::from([ZONE_HOST.to_string()]),
+        egress_zones: BTreeSet::from([ZONE_ANY.to_string()]),
+        rich,
+    })
+}
+
 /// What we want to own, in every given zone.
 pub fn desired(policy: &Policy, zones: &[String]) -> Owned {
     let mut o = Owned::default();
@@ -102,6 +187,7 @@ pub fn desired(policy: &Policy, zones: &[String]) -> Owned {
             rules.insert(rich_rule(a.family, &name, a.port, a.protocol.as_str()));
         }
     }
+    o.egress = desired_egress(policy);
     o
 }
 
@@ -142,7 +228,34 @@ pub enum Op {
         zone: String,
         service: String,
     },
-    /// Make the permanent configuration the runtime one (needed when an ipset is new).
+    /// Permanent only: firewalld cannot create policy objects at runtime.
+    NewPolicy {
+        name: String,
+        target: String,
+        ingress_zones: BTreeSet<String>,
+        egress_zones: BTreeSet<String>,
+    },
+    /// Permanent only: firewalld cannot change a policy's target at runtime (a reload does).
+    SetPolicyTarget {
+        name: String,
+        target: String,
+    },
+    /// Permanent only.
+    DeletePolicy {
+        name: String,
+    },
+    AddPolicyRich {
+        layer: Layer,
+        policy: String,
+        rule: String,
+    },
+    RemovePolicyRich {
+        layer: Layer,
+        policy: String,
+        rule: String,
+    },
+    /// Make the permanent configuration the runtime one (needed when an ipset or the policy
+    /// object is new, or the policy's target changes).
     Reload,
 }
 
@@ -162,9 +275,75 @@ impl fmt::Display for Op {
             }
             Op::AddService { layer, zone, service } => write!(f, "{layer}: zone {zone}: add service {service}"),
             Op::RemoveService { layer, zone, service } => write!(f, "{layer}: zone {zone}: remove service {service}"),
-            Op::Reload => write!(f, "reload firewalld (new ipsets exist only in the permanent configuration)"),
+            Op::NewPolicy { name, target, ingress_zones, egress_zones } => write!(
+                f,
+                "permanent: create policy {name} ({} -> {}, target {target})",
+                join(ingress_zones),
+                join(egress_zones)
+            ),
+            Op::SetPolicyTarget { name, target } => write!(f, "permanent: policy {name}: set target {target}"),
+            Op::DeletePolicy { name } => write!(f, "permanent: delete policy {name}"),
+            Op::AddPolicyRich { layer, policy, rule } => write!(f, "{layer}: policy {policy}: add {rule}"),
+            Op::RemovePolicyRich { layer, policy, rule } => write!(f, "{layer}: policy {policy}: remove {rule}"),
+            Op::Reload => write!(
+                f,
+                "reload firewalld (new ipsets, policy objects and policy targets reach the runtime only this way)"
+            ),
         }
     }
+}
+
+fn join(s: &BTreeSet<String>) -> String {
+    s.iter().map(String::as_str).collect::<Vec<_>>().join(",")
+}
+
+fn new_policy(name: &str, p: &PolicyObject) -> Op {
+    Op::NewPolicy {
+        name: name.to_string(),
+        target: p.target.clone(),
+        ingress_zones: p.ingress_zones.clone(),
+        egress_zones: p.egress_zones.clone(),
+    }
+}
+
+/// Policy rules to add (after the sets exist) and to remove (before stale sets go), and whether
+/// a stale policy object must be deleted. Only rules change at runtime; everything else needs
+/// the permanent configuration and a reload (see [`diff`]).
+fn policy_ops(layer: Layer, cur: Option<&PolicyObject>, want: Option<&PolicyObject>) -> (Vec<Op>, Vec<Op>, bool) {
+    let name = EGRESS_POLICY.to_string();
+    let (mut add, mut remove) = (vec![], vec![]);
+    let rules = |p: &PolicyObject, layer: Layer| -> Vec<Op> {
+        p.rich.iter().map(|r| Op::AddPolicyRich { layer, policy: name.clone(), rule: r.clone() }).collect()
+    };
+    match (cur, want) {
+        (None, None) => {}
+        (Some(_), None) => return (add, remove, layer == Layer::Permanent),
+        (None, Some(w)) => {
+            if layer == Layer::Permanent {
+                add.push(new_policy(&name, w));
+                add.extend(rules(w, layer));
+            }
+        }
+        (Some(c), Some(w)) if !c.same_zones(w) => {
+            if layer == Layer::Permanent {
+                add.push(Op::DeletePolicy { name: name.clone() });
+                add.push(new_policy(&name, w));
+                add.extend(rules(w, layer));
+            }
+        }
+        (Some(c), Some(w)) => {
+            if c.target != w.target && layer == Layer::Permanent {
+                add.push(Op::SetPolicyTarget { name: name.clone(), target: w.target.clone() });
+            }
+            for rule in w.rich.difference(&c.rich) {
+                add.push(Op::AddPolicyRich { layer, policy: name.clone(), rule: rule.clone() });
+            }
+            for rule in c.rich.difference(&w.rich) {
+                remove.push(Op::RemovePolicyRich { layer, policy: name.clone(), rule: rule.clone() });
+            }
+        }
+    }
+    (add, remove, false)
 }
 
 fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
@@ -201,6 +380,9 @@ fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
             ops.push(Op::AddRich { layer, zone: (*zone).clone(), rule: rule.clone() });
         }
     }
+    let (add, remove, delete_policy) = policy_ops(layer, cur.egress.as_ref(), want.egress.as_ref());
+    ops.extend(add);
+    ops.extend(remove);
     for zone in &zones {
         let c = cur.rich.get(*zone).unwrap_or(&empty);
         let w = want.rich.get(*zone).unwrap_or(&empty);
@@ -214,6 +396,9 @@ fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
                 ops.push(Op::RemoveService { layer, zone: zone.clone(), service: service.clone() });
             }
         }
+    }
+    if delete_policy {
+        ops.push(Op::DeletePolicy { name: EGRESS_POLICY.to_string() });
     }
     for (name, c) in &cur.ipsets {
         if want.ipsets.contains_key(name) {
@@ -237,9 +422,16 @@ pub fn diff(runtime: Option<&Owned>, permanent: &Owned, want: &Owned) -> Vec<Op>
     layer_ops(Layer::Permanent, permanent, want, &mut ops);
     if let Some(rt) = runtime {
         let missing = want.ipsets.keys().any(|n| !rt.ipsets.contains_key(n));
-        if missing {
-            // New ipsets reach the runtime only through a reload, which also makes every
-            // owned runtime object equal to the (by then updated) permanent configuration.
+        // A policy object can neither be created nor deleted at runtime, nor its target changed.
+        let policy = match (&rt.egress, &want.egress) {
+            (None, None) => false,
+            (Some(r), Some(w)) => r.target != w.target || !r.same_zones(w),
+            _ => true,
+        };
+        if missing || policy {
+            // New ipsets (and policy changes) reach the runtime only through a reload, which
+            // also makes every owned runtime object equal to the (by then updated) permanent
+            // configuration.
             ops.push(Op::Reload);
         } else {
             layer_ops(Layer::Runtime, rt, want, &mut ops);
@@ -267,6 +459,17 @@ pub fn render(o: &Owned) -> String {
     for (zone, services) in &o.services {
         for svc in services {
             s.push_str(&format!("zone {zone}: service {svc}\n"));
+        }
+    }
+    if let Some(p) = &o.egress {
+        s.push_str(&format!(
+            "policy {EGRESS_POLICY}: {} -> {}, target {}\n",
+            join(&p.ingress_zones),
+            join(&p.egress_zones),
+            p.target
+        ));
+        for r in &p.rich {
+            s.push_str(&format!("policy {EGRESS_POLICY}: {r}\n"));
         }
     }
     s
@@ -346,6 +549,168 @@ mod tests {
         let rm = ops.iter().position(|o| matches!(o, Op::RemoveRich { layer: Layer::Permanent, .. })).unwrap();
         let del = ops.iter().position(|o| matches!(o, Op::DeleteIpset { .. })).unwrap();
         assert!(rm < del);
+    }
+
+    fn egress(p: &mut Policy, restricted: bool, accepts: &[(&str, &str, u16)]) {
+        p.egress.restricted = restricted;
+        for (k, net, port) in accepts {
+            let n: IpNet = net.parse().unwrap();
+            p.sets.insert((k.to_string(), Family::of(&n)), vec![n]);
+            p.egress.accepts.insert(
+                Accept { set: k.to_string(), family: Family::of(&n), protocol: Proto::Tcp, port: *port },
+                Default::default(),
+            );
+        }
+    }
+
+    fn has_egress_rule(ops: &[Op], layer: Layer, add: bool, rule: &str) -> bool {
+        ops.iter().any(|o| match o {
+            Op::AddPolicyRich { layer: l, policy, rule: r } if add => {
+                *l == layer && policy == EGRESS_POLICY && r == rule
+            }
+            Op::RemovePolicyRich { layer: l, policy, rule: r } if !add => {
+                *l == layer && policy == EGRESS_POLICY && r == rule
+            }
+            _ => false,
+        })
+    }
+
+    #[test]
+    fn no_egress_policy_without_restriction_or_accepts() {
+        assert_eq!(desired(&Policy::default(), &["public".into()]).egress, None);
+        let mut p = Policy::default();
+        egress(&mut p, true, &[]);
+        let e = desired(&p, &[]).egress.unwrap();
+        assert_eq!(e.target, "REJECT");
+        assert_eq!(e.ingress_zones.iter().collect::<Vec<_>>(), ["HOST"]);
+        assert_eq!(e.egress_zones.iter().collect::<Vec<_>>(), ["ANY"]);
+        // Restricted always keeps IPv6 neighbour discovery working.
+        assert_eq!(e.rich, EGRESS_BASE_RULES.iter().map(|r| r.to_string()).collect());
+    }
+
+    #[test]
+    fn egress_accepts_become_destination_rules_on_their_sets() {
+        let mut p = Policy::default();
+        egress(&mut p, false, &[("entra", "20.190.128.0/18", 443), ("entra", "2603:1006::/40", 443)]);
+        let d = desired(&p, &[]);
+        assert!(d.ipsets.contains_key("vorfw-entra-4") && d.ipsets.contains_key("vorfw-entra-6"));
+        let e = d.egress.unwrap();
+        assert_eq!(e.target, "CONTINUE");
+        assert_eq!(
+            e.rich.iter().collect::<Vec<_>>(),
+            [
+                "rule family=\"ipv4\" destination ipset=\"vorfw-entra-4\" port port=\"443\" protocol=\"tcp\" accept",
+                "rule family=\"ipv6\" destination ipset=\"vorfw-entra-6\" port port=\"443\" protocol=\"tcp\" accept",
+            ]
+        );
+        // Not ours in a zone: the inbound ownership test looks at sources only.
+        assert!(!is_owned_rule(e.rich.iter().next().unwrap()));
+    }
+
+    #[test]
+    fn new_egress_policy_is_created_permanently_after_its_sets_then_reloaded() {
+        let mut p = Policy::default();
+        egress(&mut p, true, &[("dns", "10.0.0.53/32", 53)]);
+        let want = desired(&p, &[]);
+        assert!(diff(Some(&want), &want, &want).is_empty());
+        let ops = diff(Some(&Owned::default()), &Owned::default(), &want);
+        let set = ops.iter().position(|o| matches!(o, Op::NewIpset { name, .. } if name == "vorfw-dns-4")).unwrap();
+        let new = ops.iter().position(|o| matches!(o, Op::NewPolicy { .. })).unwrap();
+        let rule = "rule family=\"ipv4\" destination ipset=\"vorfw-dns-4\" port port=\"53\" protocol=\"tcp\" accept";
+        let add = ops
+            .iter()
+            .position(|o| matches!(o, Op::AddPolicyRich { layer: Layer::Permanent, rule: r, .. } if r == rule))
+            .unwrap();
+        assert!(set < new && new < add);
+        assert_eq!(
+            ops[new],
+            Op::NewPolicy {
+                name: EGRESS_POLICY.into(),
+                target: "REJECT".into(),
+                ingress_zones: BTreeSet::from(["HOST".into()]),
+                egress_zones: BTreeSet::from(["ANY".into()]),
+            }
+        );
+        assert_eq!(ops.last(), Some(&Op::Reload));
+        // Even when every ipset exists at runtime already, a missing runtime policy needs a reload.
+        let mut rt = want.clone();
+        rt.egress = None;
+        assert_eq!(diff(Some(&rt), &want, &want), vec![Op::Reload]);
+        // Offline: permanent only, no reload.
+        assert!(diff(None, &Owned::default(), &want).iter().all(|o| *o != Op::Reload));
+    }
+
+    #[test]
+    fn egress_rules_change_in_place_at_runtime() {
+        let mut p = Policy::default();
+        egress(&mut p, true, &[("ntp", "10.0.0.123/32", 123)]);
+        let old = desired(&p, &[]);
+        let mut p = Policy::default();
+        egress(&mut p, true, &[("ntp", "10.0.0.123/32", 1123)]);
+        let new = desired(&p, &[]);
+        let ops = diff(Some(&old), &old, &new);
+        assert!(!ops.contains(&Op::Reload));
+        let added = "rule family=\"ipv4\" destination ipset=\"vorfw-ntp-4\" port port=\"1123\" protocol=\"tcp\" accept";
+        let removed =
+            "rule family=\"ipv4\" destination ipset=\"vorfw-ntp-4\" port port=\"123\" protocol=\"tcp\" accept";
+        for layer in [Layer::Permanent, Layer::Runtime] {
+            assert!(has_egress_rule(&ops, layer, true, added), "{layer}: {ops:?}");
+            assert!(has_egress_rule(&ops, layer, false, removed), "{layer}: {ops:?}");
+        }
+        assert_eq!(ops.len(), 4);
+    }
+
+    #[test]
+    fn egress_target_flip_is_permanent_then_reload() {
+        let mut p = Policy::default();
+        egress(&mut p, false, &[("entra", "10.0.0.0/24", 443)]);
+        let open = desired(&p, &[]);
+        p.egress.restricted = true;
+        let restricted = desired(&p, &[]);
+        let ops = diff(Some(&open), &open, &restricted);
+        assert!(ops.contains(&Op::SetPolicyTarget { name: EGRESS_POLICY.into(), target: "REJECT".into() }));
+        for r in EGRESS_BASE_RULES {
+            assert!(has_egress_rule(&ops, Layer::Permanent, true, r));
+        }
+        assert_eq!(ops.last(), Some(&Op::Reload));
+        assert!(!ops.iter().any(|o| matches!(o, Op::AddPolicyRich { layer: Layer::Runtime, .. })));
+        // And back: the base rules go, the target is CONTINUE again.
+        let ops = diff(Some(&restricted), &restricted, &open);
+        assert!(ops.contains(&Op::SetPolicyTarget { name: EGRESS_POLICY.into(), target: "CONTINUE".into() }));
+        assert!(has_egress_rule(&ops, Layer::Permanent, false, EGRESS_BASE_RULES[0]));
+        assert_eq!(ops.last(), Some(&Op::Reload));
+    }
+
+    #[test]
+    fn egress_policy_is_purged_when_egress_is_empty() {
+        let mut p = Policy::default();
+        egress(&mut p, true, &[("t-1", "10.0.0.9/32", 5432)]);
+        let old = desired(&p, &[]);
+        let new = desired(&Policy::default(), &[]);
+        assert_eq!(new.egress, None);
+        let ops = diff(Some(&old), &old, &new);
+        let del = ops.iter().position(|o| *o == Op::DeletePolicy { name: EGRESS_POLICY.into() }).unwrap();
+        let set = ops.iter().position(|o| matches!(o, Op::DeleteIpset { name } if name == "vorfw-t-1-4")).unwrap();
+        // The policy (whose rules use the set) goes before the set.
+        assert!(del < set);
+        assert_eq!(ops.last(), Some(&Op::Reload));
+        // A policy reshaped by hand is deleted and created anew.
+        let mut odd = old.clone();
+        odd.egress.as_mut().unwrap().egress_zones = BTreeSet::from(["public".into()]);
+        let ops = diff(None, &odd, &old);
+        assert_eq!(ops[0], Op::DeletePolicy { name: EGRESS_POLICY.into() });
+        assert!(matches!(ops[1], Op::NewPolicy { .. }));
+        assert_eq!(ops.len(), 2 + old.egress.as_ref().unwrap().rich.len());
+    }
+
+    #[test]
+    fn render_shows_the_policy_line_by_line() {
+        let mut p = Policy::default();
+        egress(&mut p, true, &[]);
+        let r = render(&desired(&p, &[]));
+        assert!(r.starts_with("policy vorfw-egress: HOST -> ANY, target REJECT\n"));
+        assert_eq!(r.lines().count(), 1 + EGRESS_BASE_RULES.len());
+        assert!(r.lines().skip(1).all(|l| l.starts_with("policy vorfw-egress: rule ")));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! firewalld's permanent configuration when the daemon is not running, edited with
 //! `firewall-offline-cmd` (firewalld's own offline tool, so the XML stays firewalld's).
 
-use crate::model::{is_owned_ipset, is_owned_rule, Ipset, Layer, Op, Owned};
+use crate::model::{is_owned_ipset, is_owned_rule, Ipset, Layer, Op, Owned, PolicyObject, EGRESS_POLICY};
 use std::io::Write;
 use std::process::Command;
 use vorfw_core::policy::Family;
+
+const DESCRIPTION: &str = "Owned by vorstream.firewall: do not edit; changes are overwritten";
 
 pub struct Offline {
     program: String,
@@ -74,7 +76,67 @@ impl Offline {
                 o.services.insert(z.clone(), present.collect());
             }
         }
+        o.egress = self.read_egress()?;
         Ok(o)
+    }
+
+    /// Our policy object, if it exists (never on firewalld before 0.9, which has no policies).
+    fn read_egress(&self) -> Result<Option<PolicyObject>, String> {
+        let names = match self.run(&["--get-policies"]) {
+            Ok(n) => n,
+            Err(e) if e.contains("unrecognized arguments") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !names.split_whitespace().any(|n| n == EGRESS_POLICY) {
+            return Ok(None);
+        }
+        // One run (each costs the better part of a second): the info lists `key: value` lines,
+        // rich rules last, one per line after `rich rules:`.
+        let info = self.run(&[&format!("--info-policy={EGRESS_POLICY}")])?;
+        let mut p = PolicyObject {
+            target: String::new(),
+            ingress_zones: Default::default(),
+            egress_zones: Default::default(),
+            rich: Default::default(),
+        };
+        let mut in_rules = false;
+        for line in info.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if in_rules {
+                p.rich.insert(line.to_string());
+            } else if let Some(t) = line.strip_prefix("target:") {
+                p.target = t.trim().to_string();
+            } else if let Some(z) = line.strip_prefix("ingress-zones:") {
+                p.ingress_zones = z.split_whitespace().map(str::to_string).collect();
+            } else if let Some(z) = line.strip_prefix("egress-zones:") {
+                p.egress_zones = z.split_whitespace().map(str::to_string).collect();
+            } else if line.starts_with("rich rules:") {
+                in_rules = true;
+            }
+        }
+        Ok(Some(p))
+    }
+
+    /// Create a policy object; one setting per run (firewall-offline-cmd takes one action at a
+    /// time). A half-made policy is deleted again, so a failure leaves nothing behind.
+    fn new_policy(
+        &self,
+        name: &str,
+        target: &str,
+        ingress: &std::collections::BTreeSet<String>,
+        egress: &std::collections::BTreeSet<String>,
+    ) -> Result<(), String> {
+        self.run(&[&format!("--new-policy={name}")])?;
+        let policy = format!("--policy={name}");
+        let mut steps = vec![format!("--set-target={target}"), format!("--set-description={DESCRIPTION}")];
+        steps.extend(ingress.iter().map(|z| format!("--add-ingress-zone={z}")));
+        steps.extend(egress.iter().map(|z| format!("--add-egress-zone={z}")));
+        for step in &steps {
+            if let Err(e) = self.run(&[&policy, step]) {
+                let _ = self.run(&[&format!("--delete-policy={name}")]);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     pub fn exec(&self, op: &Op) -> Result<(), String> {
@@ -121,8 +183,23 @@ impl Offline {
             Op::RemoveService { layer: Layer::Permanent, zone, service } => {
                 zone_arg(zone, format!("--remove-service-from-zone={service}"))
             }
+            Op::NewPolicy { name, target, ingress_zones, egress_zones } => {
+                self.new_policy(name, target, ingress_zones, egress_zones)
+            }
+            Op::SetPolicyTarget { name, target } => {
+                self.run(&[&format!("--policy={name}"), &format!("--set-target={target}")]).map(|_| ())
+            }
+            Op::DeletePolicy { name } => self.run(&[&format!("--delete-policy={name}")]).map(|_| ()),
+            Op::AddPolicyRich { layer: Layer::Permanent, policy, rule } => {
+                self.run(&[&format!("--policy={policy}"), &format!("--add-rich-rule={rule}")]).map(|_| ())
+            }
+            Op::RemovePolicyRich { layer: Layer::Permanent, policy, rule } => {
+                self.run(&[&format!("--policy={policy}"), &format!("--remove-rich-rule={rule}")]).map(|_| ())
+            }
             // Without a daemon there is no runtime layer to change.
             Op::SetEntries { layer: Layer::Runtime, .. }
+            | Op::AddPolicyRich { layer: Layer::Runtime, .. }
+            | Op::RemovePolicyRich { layer: Layer::Runtime, .. }
             | Op::AddRich { layer: Layer::Runtime, .. }
             | Op::RemoveRich { layer: Layer::Runtime, .. }
             | Op::AddService { layer: Layer::Runtime, .. }
