@@ -43,12 +43,14 @@ link:
 	@mkdir -p build/collections/ansible_collections/vorstream
 	@ln -sfn $(ROOT) build/collections/ansible_collections/vorstream/firewall
 
-## build: static musl binaries: bin/vorfw (host arch) and plugins/modules/__bin__/<module>_<arch>
+## build: static musl binaries: bin/vorfw (host arch), plugins/modules/__bin__/<module>_<arch>,
+##        roles/entra_egress/files/vorfw-entra_<arch> (the refresher installed on hosts)
 build: setup-rust link
 	cd rust && for t in $(RUST_TARGETS); do cargo build --release --locked --target $$t -q; done
 	mkdir -p bin plugins/modules/__bin__
 	for a in $(ARCHES); do for m in $(MODULES); do \
 	  install -m 0755 rust/target/$$a-unknown-linux-musl/release/$$m plugins/modules/__bin__/$${m}_$$a; done; done
+	for a in $(ARCHES); do install -m 0755 rust/target/$$a-unknown-linux-musl/release/vorfw-entra roles/entra_egress/files/vorfw-entra_$$a; done
 	install -m 0755 rust/target/$(HOST_ARCH)-unknown-linux-musl/release/vorfw bin/vorfw
 
 ## test: every test (the lab tests bring the lab up themselves and take it down at the end)
@@ -101,4 +103,4 @@ collection: build
 	ansible-galaxy collection build --force --output-path build/dist .
 
 clean:
-	rm -rf rust/target bin plugins/modules/__bin__ build
+	rm -rf rust/target bin plugins/modules/__bin__ build roles/entra_egress/files/vorfw-entra_*

@@ -88,10 +88,11 @@ def main() -> int:
 
         subprocess.run([LAB, "up", "--fresh"], check=True, capture_output=True)
         site = ROOT / "playbooks" / "site.yml"
-        ufw_first = play("-i", inv, site, "-l", ufw_host)
-        ufw_rerun = play("-i", inv, site, "-l", ufw_host)
-        nft_first = play("-i", inv, site, "-l", nft_host)
-        nft_rerun = play("-i", inv, site, "-l", nft_host)
+        no_entra = ("-e", "entra_egress_enabled=false")  # the host firewall only, as before
+        ufw_first = play("-i", inv, site, "-l", ufw_host, *no_entra)
+        ufw_rerun = play("-i", inv, site, "-l", ufw_host, *no_entra)
+        nft_first = play("-i", inv, site, "-l", nft_host, *no_entra)
+        nft_rerun = play("-i", inv, site, "-l", nft_host, *no_entra)
         ufw_rules = int(on(ufw_host, "ufw status | grep -c vorfw: || true").strip() or 0)
         nft_elems = on(nft_host, "nft -j list table inet vorstream")
         elements = sum(len(o["set"].get("elem", [])) for o in json.loads(nft_elems)["nftables"] if "set" in o)

@@ -41,6 +41,19 @@ description:
     written and C(changes) lists exactly what would be done; with C(--diff) the owned objects
     before and after are shown one per line.
   - If a step fails, the steps already done are undone and the error names the failed step.
+  - B(Egress) - with C(host_firewall_egress=restricted) the host may send only to loopback,
+    established traffic, DNS to C(host_firewall_dns_servers) (default - the host's resolv.conf
+    servers), NTP to C(host_firewall_ntp_servers), the plan's outbound flows (the mirror of its
+    peers' inbound rules), C(host_firewall_egress_extra_rules) and, on OIDC clients (Mid-Tier,
+    Django, Vault, SDK), HTTPS to the Entra ID set; everything else is rejected. firewalld uses
+    one owned policy object C(vorfw-egress) (HOST to ANY, target REJECT), nftables an output
+    chain in C(inet vorstream), ufw C(allow out) rules and a C(reject) outgoing default.
+  - B(Entra ID set) - on OIDC clients the Entra ID list the host holds (C(entra_state_dir), kept
+    by the M(vorstream.firewall.entra_refresh) refresher) becomes the address set C(entra) with
+    an outbound HTTPS accept, with open egress too, so it is always current. A restricted OIDC
+    client with no list yet is refused (sign-in would break).
+  - Each successful run records its request in C(/etc/vorstream-firewall/applied.json); the
+    weekly refresher re-applies it with each new list.
   - When the plan's C(management_sources) is null (C(host_firewall_management_sources) unset),
     SSH stays open from the controller's address as the host sees it (lockout guard).
 author:
@@ -62,6 +75,14 @@ options:
     type: str
   zones:
     description: firewalld zones to manage instead of the zones serving the host's addresses.
+    type: list
+    elements: str
+  entra_state_dir:
+    description: The Entra ID refresher's state directory on the host (its C(state.json) holds the list).
+    type: path
+    default: /var/lib/vorstream-firewall/entra
+  entra_prefixes:
+    description: Use these Entra ID prefixes instead of the list the host holds.
     type: list
     elements: str
 attributes:
@@ -119,4 +140,9 @@ accepts:
   returned: success
   type: list
   elements: dict
+egress:
+  description: The egress mode, the outbound accepts (destination sets) and the number of Entra ID prefixes applied.
+  returned: success
+  type: dict
+  sample: {"mode": "restricted", "accepts": [], "entra_prefixes": 216}
 """

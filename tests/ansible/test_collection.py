@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 import textwrap
 
@@ -16,7 +17,7 @@ def test_ansible_doc_plan():
     assert "delegate_to=localhost" in text
     listing = run(["ansible-doc", "-l", "vorstream.firewall"])
     assert listing.returncode == 0
-    for module in ("plan", "apply", "verify"):
+    for module in ("plan", "apply", "verify", "entra_refresh"):
         assert f"vorstream.firewall.{module}" in listing.stdout
     assert "WARNING" not in listing.stderr, listing.stderr  # the binaries stay out of the listing
 
@@ -101,6 +102,35 @@ def test_galaxy_tarball_ships_binaries_and_not_rust_target(tmp_path):
     for arch in ("x86_64", "aarch64"):
         for module in ("plan", "apply", "verify"):
             assert f"plugins/modules/__bin__/{module}_{arch}" in names
+        assert f"roles/entra_egress/files/vorfw-entra_{arch}" in names
     assert not any(n.startswith("rust/target") for n in names)
     assert not any(n.startswith(".venv") for n in names)
     assert "data/port_matrix.json" in names and "plugins/action/plan.py" in names
+    assert "playbooks/entra_refresh.yml" in names
+
+
+def test_entra_egress_role_arguments_are_validated(tmp_path):
+    """A wrong value fails at the role's argument check, before anything runs on the host."""
+    r = playbook(tmp_path, """
+        - hosts: localhost
+          gather_facts: false
+          roles:
+            - role: vorstream.firewall.entra_egress
+              vars:
+                entra_egress_mode: hourly
+        """, "localhost,", "-c", "local")
+    assert r.returncode != 0
+    assert "entra_egress_mode" in r.stdout and "hourly" in r.stdout, r.stdout[-2000:]
+
+
+def test_module_binaries_carry_no_tls_stack():
+    """The firewall modules are copied per task per host: no TLS or async runtime inside.
+    Crates leave their registry paths (panic locations) in a binary: the refresher, which does
+    carry them, shows the check can see them."""
+    crates = re.compile(rb"(tokio|rustls|reqwest)-\d+\.\d+")
+    refresher = (ROOT / "roles" / "entra_egress" / "files" / "vorfw-entra_x86_64").read_bytes()
+    assert {m.group(1) for m in crates.finditer(refresher)} == {b"tokio", b"rustls", b"reqwest"}
+    for module in ("plan", "apply", "verify"):
+        data = (ROOT / "plugins" / "modules" / "__bin__" / f"{module}_x86_64").read_bytes()
+        found = sorted({m.group(0).decode() for m in crates.finditer(data)})
+        assert not found, f"{module} links {found}"

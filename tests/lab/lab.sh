@@ -5,8 +5,10 @@
 # the bridge vorlab0 in the root namespace (10.231.0.1 = the Ansible
 # controller).  A long-lived "anchor" process per host holds the host's own
 # mount and UTS namespaces, in which /run, /etc/firewalld, /etc/ufw,
-# /etc/default/ufw, /etc/nftables.conf and /etc/hosts are private bind mounts
-# of per-host directories under the state dir.  Each host runs its own system
+# /etc/default/ufw, /etc/nftables.conf, /etc/hosts, /etc/systemd/system,
+# /etc/vorstream-firewall, /var/lib/vorstream-firewall and
+# /usr/local/libexec/vorstream-firewall are private bind mounts of per-host
+# directories under the state dir.  Each host runs its own system
 # D-Bus, firewalld (backend "firewalld"), sshd on port 22 and one listener
 # process (listeners.py) for the VOR Stream port matrix, all started inside
 # the host's namespaces, so Ansible reaches every host over SSH like a server.
@@ -127,6 +129,9 @@ ansible_user=root
 ansible_ssh_private_key_file=$STATE/id_ed25519
 ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR'
 ansible_python_interpreter=/usr/bin/python3
+# The Entra ID refresher of the OIDC clients reads a synthetic service-tag file whose prefixes
+# are lab addresses: the lab never talks to Microsoft.
+entra_egress_file=${LAB_DIR%/lab}/fixtures/servicetags/ServiceTags_Public_lab_week1.json
 
 [lab]
 EOF
@@ -486,6 +491,8 @@ seed_etc() {
     [[ -f /etc/default/ufw && ! -e $e/default/ufw ]] && cp -a /etc/default/ufw "$e/default/ufw"
     [[ -f /etc/nftables.conf && ! -e $e/nftables.conf ]] && cp -a /etc/nftables.conf "$e/nftables.conf"
     mkdir -p "$e/vorstream-firewall"     # the collection's own /etc dir (nftables backend)
+    # The Entra ID refresher: its state, its installed binary, its systemd units.
+    mkdir -p "$STATE/$1/var-lib-vorstream-firewall" "$STATE/$1/libexec-vorstream-firewall" "$e/systemd-system"
     return 0
 }
 
@@ -531,6 +538,11 @@ start_anchor() {
     [[ -f /etc/nftables.conf && -f $e/nftables.conf ]] && binds+=("$e/nftables.conf=/etc/nftables.conf")
     mkdir -p /etc/vorstream-firewall    # an empty mount point in the controller
     binds+=("$e/vorstream-firewall=/etc/vorstream-firewall")
+    mkdir -p /var/lib/vorstream-firewall /usr/local/libexec/vorstream-firewall /etc/systemd/system
+    mkdir -p "$d/var-lib-vorstream-firewall" "$d/libexec-vorstream-firewall" "$e/systemd-system"
+    binds+=("$d/var-lib-vorstream-firewall=/var/lib/vorstream-firewall")
+    binds+=("$d/libexec-vorstream-firewall=/usr/local/libexec/vorstream-firewall")
+    binds+=("$e/systemd-system=/etc/systemd/system")
     binds+=("$e/hosts=/etc/hosts" "$d/run=/run")     # /run last: the state dir may not live there
     setsid ip netns exec "vl-$n" unshare --mount --uts --propagation private -- \
         env -i PATH="$SAFE_PATH" _VORLAB_DAEMON="$STATE|$n" \

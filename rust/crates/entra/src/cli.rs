@@ -40,6 +40,9 @@ enum Cmd {
         /// Validate and report, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also keep the validated file here (controller mode pushes it to the hosts).
+        #[arg(long, value_name = "PATH")]
+        save_source: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -298,9 +301,13 @@ fn run(cli: Cli, applier: Option<Applier>) -> Result<i32, Error> {
             }
             Ok(0)
         }
-        Cmd::Fetch { feed, dry_run, format } => {
+        Cmd::Fetch { feed, dry_run, save_source, format } => {
             let cfg = feed.config();
             let outcome = refresh(&cfg, &dir, feed.now.unwrap_or_else(SystemTime::now), dry_run)?;
+            // Also in a dry run: the saved copy is the caller's (the controller's), not the state.
+            if let Some(path) = &save_source {
+                state::atomic_write(path, &outcome.raw)?;
+            }
             report(&outcome, format, dry_run);
             Ok(0)
         }

@@ -28,6 +28,8 @@ pub struct Outcome {
     pub written: Vec<PathBuf>,
     /// Notes from fetching (e.g. several links on the details page).
     pub notes: Vec<String>,
+    /// The validated file, byte for byte (controller mode pushes it to the hosts).
+    pub raw: std::sync::Arc<Vec<u8>>,
 }
 
 impl Outcome {
@@ -110,7 +112,15 @@ fn prepare(cfg: &FeedConfig, prev: Option<&State>, now: SystemTime, dry_run: boo
             h.file_name = fetched.file_name.clone();
         }
     }
-    Ok(Outcome { state, diff, source: fetched.url, dry_run, written: Vec::new(), notes: fetched.notes })
+    Ok(Outcome {
+        state,
+        diff,
+        source: fetched.url,
+        dry_run,
+        written: Vec::new(),
+        notes: fetched.notes,
+        raw: std::sync::Arc::new(fetched.bytes),
+    })
 }
 
 /// Write a failed status that keeps describing the list still in force. Errors writing it are

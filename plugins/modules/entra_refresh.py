@@ -1,0 +1,92 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vorstream.firewall contributors
+# Apache License 2.0
+# Documentation stub: the work is done by the refresher installed on the host (vorfw-entra,
+# rust/crates/entra), run by plugins/action/entra_refresh.py.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: entra_refresh
+short_description: Refresh the Microsoft Entra ID egress allow-list on a host and apply it
+version_added: "0.1.0"
+description:
+  - Runs the refresher installed by the M(vorstream.firewall.entra_egress) role
+    (C(vorfw-entra apply)) on the host. It gets Microsoft's "Azure IP Ranges and Service Tags"
+    file (discovered on the download page, an explicit or mirror URL, or a local file), validates
+    it against the last applied list (cloud, tags, CIDRs, non-empty, changeNumber not going
+    backwards, no mass removal unless forced; removed prefixes stay for a grace period), applies
+    the effective list to the host firewall (the request the M(vorstream.firewall.apply) module
+    last recorded, with the new list, as one converge), and only then saves the new state.
+  - A failed refresh leaves the firewall and the saved list exactly as they were, writes the
+    reason to C(status.json) in the state directory, and fails the task with that reason.
+  - In check mode nothing is written; the result and C(--diff) show the prefixes that would be
+    added and removed and what would change in the firewall.
+author:
+  - vorstream.firewall contributors
+options:
+  binary:
+    description: Path of the installed refresher on the host.
+    type: path
+    default: /usr/local/libexec/vorstream-firewall/vorfw-entra
+  state_dir:
+    description: The refresher's state directory.
+    type: path
+    default: /var/lib/vorstream-firewall/entra
+  args:
+    description: Feed arguments (C(--cloud), C(--tag), C(--url), C(--file), C(--grace), ...; see C(vorfw-entra apply --help)).
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - Needs root to change the firewall; use C(become=true).
+"""
+
+EXAMPLES = r"""
+- name: Refresh from a local mirror and apply
+  vorstream.firewall.entra_refresh:
+    args: [--url, "https://mirror.example.internal/azure/ServiceTags_Public.json"]
+  become: true
+"""
+
+RETURN = r"""
+summary:
+  description: One line about the refresh (changeNumber, added, removed, effective counts).
+  returned: success
+  type: str
+change_number:
+  description: The applied file's changeNumber.
+  returned: success
+  type: int
+added:
+  description: Prefixes added to the effective list.
+  returned: success
+  type: list
+  elements: str
+removed:
+  description: Prefixes no longer allowed (grace period over).
+  returned: success
+  type: list
+  elements: str
+in_grace:
+  description: Prefixes the file no longer publishes that stay allowed until their grace period ends.
+  returned: success
+  type: list
+  elements: dict
+prefixes:
+  description: Counts of the effective list (effective, published, in_grace, ipv4, ipv6).
+  returned: success
+  type: dict
+firewall:
+  description: What the apply step did (changed, summary, backend, changes).
+  returned: success
+  type: dict
+"""

@@ -1,0 +1,177 @@
+"""Entra ID egress in the lab: the OIDC clients (super1 and django1 on firewalld, vault1 on
+nftables, sdk1 on ufw) with restricted egress reach a listener inside the Entra ID set and
+cannot reach one outside it; the weekly refresher (the timer's own command) applies a new week;
+a bad file changes nothing; check mode and diff mode show the prefixes; controller mode pushes.
+
+"Entra ID" here is a synthetic service-tag file whose prefixes are lab addresses
+(tests/fixtures/servicetags): listeners on extra addresses of the lab bridge. No packet ever
+goes to a Microsoft address. Runs after test_mixed_backends.py and leaves the lab with open
+egress again."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from helpers import ROOT
+from labkit import BACKENDS, HOSTS, on, playbook, recap, snapshot
+
+pytestmark = pytest.mark.usefixtures("lab_up")
+
+OIDC = ["super1", "django1", "vault1", "sdk1"]
+FIXTURES = ROOT / "tests" / "fixtures" / "servicetags"
+WEEK1 = FIXTURES / "ServiceTags_Public_lab_week1.json"
+WEEK2 = FIXTURES / "ServiceTags_Public_lab_week2.json"
+FEED = "/var/lib/vorstream-firewall/lab-feed.json"  # private per lab host
+PORT = json.loads((ROOT / "data" / "port_matrix.json").read_text())["egress"]["identity_provider"]["port"]
+IN_SET = ["10.231.0.201", "fd00:231::c9"]            # week 1 and week 2
+IN_WEEK2 = "10.231.0.209"                             # week 2 only
+OUTSIDE = "10.231.0.1"                                # AzureCloud in the file, not AzureActiveDirectory
+UNIT = "/etc/systemd/system/vorstream-entra-refresh"
+STATE = "/var/lib/vorstream-firewall/entra"
+
+# Restricted egress on the OIDC clients, and the refresher reading a per-host staged file.
+RESTRICTED = {"host_firewall_egress": "restricted", "entra_egress_file": FEED}
+
+
+def ok(r):
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def listeners():
+    """TCP listeners on lab-bridge addresses, in the root namespace (the 'Internet')."""
+    added = []
+    for a in IN_SET + [IN_WEEK2]:
+        plen = 128 if ":" in a else 32
+        subprocess.run(["ip", "addr", "add", f"{a}/{plen}", "dev", "vorlab0", "nodad"] if ":" in a
+                       else ["ip", "addr", "add", f"{a}/{plen}", "dev", "vorlab0"], check=True)
+        added.append((a, plen))
+    socks = []
+    for a in IN_SET + [IN_WEEK2, OUTSIDE]:
+        fam = socket.AF_INET6 if ":" in a else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((a, PORT))
+        s.listen(64)
+        socks.append(s)
+
+        def serve(sock=s):
+            while True:
+                try:
+                    c, _ = sock.accept()
+                except OSError:
+                    return
+                c.close()
+        threading.Thread(target=serve, daemon=True).start()
+    yield
+    for s in socks:
+        s.close()
+    for a, plen in added:
+        subprocess.run(["ip", "addr", "del", f"{a}/{plen}", "dev", "vorlab0"], check=False)
+
+
+def reach(host, addr, port=PORT) -> bool:
+    fam = "AF_INET6" if ":" in addr else "AF_INET"
+    script = (f"import socket; s=socket.socket(socket.{fam}); s.settimeout(2); "
+              f"print('open' if s.connect_ex(({addr!r}, {port})) == 0 else 'closed')")
+    return on(host, f"python3 -c {shlex.quote(script)}").strip() == "open"
+
+
+def stage(week, hosts=OIDC):
+    for h in hosts:
+        on(h, f"cp {week} {FEED}")
+
+
+def site(*extra):
+    return playbook("site.yml", "-e", json.dumps(RESTRICTED), *extra)
+
+
+def test_restricted_oidc_clients_reach_entra_and_nothing_else(listeners):
+    stage(WEEK1)
+    r = ok(site("-v"))
+    for h in OIDC:
+        assert reach(h, IN_SET[0]), f"{h} ({BACKENDS[h]}) cannot reach Entra ID {IN_SET[0]}"
+        assert reach(h, IN_SET[1]), f"{h} ({BACKENDS[h]}) cannot reach Entra ID {IN_SET[1]}"
+        assert not reach(h, OUTSIDE), f"{h} ({BACKENDS[h]}) reaches {OUTSIDE}:{PORT} outside the Entra ID set"
+        assert not reach(h, IN_WEEK2), f"{h} reaches {IN_WEEK2}, which week 1 does not publish"
+    # Every other host also runs restricted egress (-e applies to all) but keeps no Entra ID set.
+    assert not reach("web1", IN_SET[0])
+    # The refresher saved the list for perimeter firewalls too.
+    assert on("django1", f"cat {STATE}/prefixes.txt").split() == ["10.231.0.200/30", "fd00:231::c8/126"]
+    assert '"ok": true' in on("django1", f"cat {STATE}/status.json")
+    # Restricted egress breaks none of the matrix's flows: the packet-level verification passes.
+    v = ok(playbook("verify.yml", "-e", json.dumps(RESTRICTED)))
+    assert re.search(r"\b0 mismatches", v.stdout), v.stdout[-3000:]
+    # And the whole thing is idempotent.
+    r = ok(site())
+    assert all(v["changed"] == 0 for v in recap(r.stdout).values()), recap(r.stdout)
+
+
+def test_timer_units_are_valid_and_the_timers_command_applies_a_new_week(listeners):
+    unit = on("django1", f"cat {UNIT}.timer")
+    assert "OnCalendar=weekly" in unit and "Persistent=true" in unit and "RandomizedDelaySec=" in unit
+    out = subprocess.run(["tests/lab/lab.sh", "exec", "django1", "systemd-analyze", "verify",
+                          f"{UNIT}.service", f"{UNIT}.timer"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    stage(WEEK2)
+    for h in OIDC:
+        exec_start = re.search(r"^ExecStart=(.*)$", on(h, f"cat {UNIT}.service"), re.M).group(1)
+        on(h, exec_start)   # exactly what the timer runs
+        assert reach(h, IN_WEEK2), f"{h} ({BACKENDS[h]}): the new week's prefix is not reachable"
+        assert reach(h, IN_SET[0]) and not reach(h, OUTSIDE)
+        assert json.loads(on(h, f"cat {STATE}/status.json"))["change_number"] == 502
+
+
+def test_a_bad_file_changes_nothing_and_is_reported(listeners):
+    before = snapshot(OIDC)
+    for h in OIDC:
+        on(h, f"head -c 300 {WEEK2} > {FEED}")           # truncated
+        exec_start = re.search(r"^ExecStart=(.*)$", on(h, f"cat {UNIT}.service"), re.M).group(1)
+        rc = on(h, f"{exec_start} >/dev/null 2>&1; echo $?").strip()
+        assert rc == "1", f"{h}: a truncated file must fail the refresh (exit {rc})"
+        status = json.loads(on(h, f"cat {STATE}/status.json"))
+        assert status["ok"] is False and status["change_number"] == 502, status
+        assert reach(h, IN_WEEK2)
+    assert snapshot(OIDC) == before
+    # Going backwards (week 1 after week 2) is refused by the play too, naming the host.
+    stage(WEEK1)
+    r = site("-l", "django1")
+    assert r.returncode != 0 and "django1" in r.stdout and "changeNumber" in r.stdout, r.stdout[-3000:]
+    assert snapshot(["django1"]) == {"django1": before["django1"]}
+
+
+def test_controller_mode_check_and_diff_show_the_prefixes_then_apply(listeners, tmp_path):
+    # Back to week 1 from scratch on two hosts, so week 2 is news to them.
+    for h in ["vault1", "sdk1"]:
+        on(h, f"rm -rf {STATE}")
+    stage(WEEK1, ["vault1", "sdk1"])
+    ok(site("-l", "vault1,sdk1"))
+    assert not reach("vault1", IN_WEEK2)
+    limit = ("-l", "vault1,sdk1", "-e", json.dumps({"entra_egress_file": str(WEEK2),
+                                                      "entra_egress_controller_dir": str(tmp_path)}))
+    before = snapshot(["vault1", "sdk1"])
+    r = ok(playbook("entra_refresh.yml", "--check", "--diff", *limit))
+    assert "+10.231.0.208/30" in r.stdout, r.stdout[-4000:]
+    assert snapshot(["vault1", "sdk1"]) == before
+    ok(playbook("entra_refresh.yml", *limit))
+    assert reach("vault1", IN_WEEK2) and reach("sdk1", IN_WEEK2)
+    r = ok(playbook("entra_refresh.yml", *limit))
+    assert all(v["changed"] == 0 for v in recap(r.stdout).values()), recap(r.stdout)
+
+
+def test_back_to_open_egress_keeps_the_set_current(listeners):
+    r = ok(playbook("site.yml"))
+    assert all(v["failed"] == 0 for v in recap(r.stdout).values())
+    for h in OIDC:
+        assert reach(h, OUTSIDE), f"{h}: open egress again, yet {OUTSIDE}:{PORT} is blocked"
+    # The Entra ID set stays installed (and current) with open egress.
+    assert "10.231.0.200/30" in on("vault1", "nft list table inet vorstream")
+    for h in HOSTS:
+        on(h, f"rm -f {FEED}")
