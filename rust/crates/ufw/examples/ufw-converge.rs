@@ -1,16 +1,29 @@
 //! Converge ufw to a policy given on the command line (used by tests/netns-integration.sh).
 //!
-//! usage: ufw-converge [--check] [--diff] SET=CIDR[,CIDR...]:PORT/PROTO[,PORT/PROTO...]...
+//! usage: ufw-converge [--check] [--diff] [--restricted] [out:]SET=CIDR[,CIDR...]:PORT/PROTO[,PORT/PROTO...]...
+//!
+//! A spec accepts inbound from the set's networks; with `out:`, outbound to them (the policy's
+//! egress accepts). `--restricted` restricts egress (default outgoing policy reject). The
+//! inbound set `ctl` is the lockout guard (rule id `lockout-guard`), whose replies restricted
+//! egress allows.
+//!
+//! `VORFW_UFW_OUTPUT_RECORD` overrides where the outgoing policy is recorded (default
+//! `/etc/vorstream-firewall/ufw-output-policy`), for sandboxes that only have private copies
+//! of ufw's own files.
 //!
 //! Prints `changed: true|false`, one `change:`/`warning:` line per item and `elapsed: <ms>`;
 //! with `--diff`, the before/after renderings. Exits 1 with the error on failure.
 
 use ipnet::IpNet;
 use std::time::Instant;
-use vorfw_core::policy::{Accept, Family, Policy};
+use vorfw_core::policy::{Accept, Family, Policy, GUARD_ID, GUARD_SET};
 use vorfw_core::Proto;
 
 fn parse(spec: &str, p: &mut Policy) -> Result<(), String> {
+    let (out, spec) = match spec.strip_prefix("out:") {
+        Some(s) => (true, s),
+        None => (false, spec),
+    };
     let (set, rest) = spec.split_once('=').ok_or("missing '='")?;
     let (nets, ports) = rest.rsplit_once(':').ok_or("missing ':'")?;
     let mut fams = vec![];
@@ -28,7 +41,11 @@ fn parse(spec: &str, p: &mut Policy) -> Result<(), String> {
         let port: u16 = port.parse().map_err(|e| format!("{port}: {e}"))?;
         let protocol = Proto::parse(proto).ok_or_else(|| format!("bad protocol {proto}"))?;
         for &family in &fams {
-            p.accepts.insert(Accept { set: set.to_string(), family, protocol, port }, Default::default());
+            let accepts = if out { &mut p.egress.accepts } else { &mut p.accepts };
+            let ids = accepts.entry(Accept { set: set.to_string(), family, protocol, port }).or_default();
+            if !out && set == GUARD_SET {
+                ids.insert(GUARD_ID.to_string());
+            }
         }
     }
     Ok(())
@@ -42,6 +59,7 @@ fn main() {
         match a.as_str() {
             "--check" => check = true,
             "--diff" => diff = true,
+            "--restricted" => policy.egress.restricted = true,
             spec => {
                 if let Err(e) = parse(spec, &mut policy) {
                     eprintln!("bad spec '{spec}': {e}");
@@ -54,7 +72,11 @@ fn main() {
         *nets = IpNet::aggregate(nets);
     }
     let t = Instant::now();
-    match vorfw_ufw::converge(&policy, check) {
+    let mut paths = vorfw_ufw::Paths::default();
+    if let Some(p) = std::env::var_os("VORFW_UFW_OUTPUT_RECORD") {
+        paths.output_record = p.into();
+    }
+    match vorfw_ufw::converge_at(&paths, &policy, check) {
         Ok(r) => {
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             println!("changed: {}", r.changed);

@@ -1,7 +1,8 @@
 //! Converge ufw to a policy: read its files, plan, and (unless checking) write the rules files
-//! in one batch, then let ufw load them with at most two ufw processes, with rollback.
+//! in one batch, then let ufw load them with few ufw processes (one reload or enable, plus
+//! `ufw default ...` when a default policy must change), with rollback.
 
-use crate::model::{self, FilePlan, UfwRule};
+use crate::model::{self, FilePlan, OutputPlan, Record, UfwRule};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -16,8 +17,11 @@ use vorfw_core::policy::{Family, Policy};
 pub struct Paths {
     /// `/etc/ufw`: user.rules, user6.rules, ufw.conf, after*.rules.
     pub etc_ufw: PathBuf,
-    /// `/etc/default/ufw`: DEFAULT_INPUT_POLICY, IPV6.
+    /// `/etc/default/ufw`: DEFAULT_INPUT_POLICY, DEFAULT_OUTPUT_POLICY, IPV6.
     pub default_file: PathBuf,
+    /// Our record of the outgoing policy the operator had before restricted egress set it to
+    /// reject (see [`model::plan_output`]): `/etc/vorstream-firewall/ufw-output-policy`.
+    pub output_record: PathBuf,
     /// `/usr/sbin/ufw`.
     pub program: PathBuf,
     /// ufw's own lock (`/run/ufw.lock`), held while we read and write the rules files so a
@@ -33,6 +37,7 @@ impl Default for Paths {
         Paths {
             etc_ufw: "/etc/ufw".into(),
             default_file: "/etc/default/ufw".into(),
+            output_record: "/etc/vorstream-firewall/ufw-output-policy".into(),
             program: "/usr/sbin/ufw".into(),
             lock: Some("/run/ufw.lock".into()),
             boot_link: Some("/etc/systemd/system/multi-user.target.wants/ufw.service".into()),
@@ -56,6 +61,7 @@ impl Paths {
             self.rules(Family::V6),
             self.conf(),
             self.default_file.clone(),
+            self.output_record.clone(),
             self.etc_ufw.join("after.rules"),
             self.etc_ufw.join("after6.rules"),
         ]
@@ -103,6 +109,8 @@ struct Settings {
     enabled: bool,
     /// `DEFAULT_INPUT_POLICY` lower-cased: drop, accept, reject.
     input: String,
+    /// `DEFAULT_OUTPUT_POLICY` lower-cased.
+    output: String,
     ipv6: bool,
 }
 
@@ -114,23 +122,37 @@ impl Settings {
         Ok(Settings {
             enabled: s.get("enabled").is_some_and(|v| v == "yes"),
             input: s.get("default_input_policy").cloned().unwrap_or_default(),
+            output: s.get("default_output_policy").cloned().unwrap_or_default(),
             ipv6: s.get("ipv6").is_some_and(|v| v == "yes"),
         })
     }
 
     /// ufw's word for the incoming policy.
     fn incoming(&self) -> &str {
-        match self.input.as_str() {
-            "accept" => "allow",
-            "reject" => "reject",
-            "drop" => "deny",
-            "" => "(unset)",
-            other => other,
-        }
+        word(&self.input)
+    }
+
+    /// ufw's word for the outgoing policy.
+    fn outgoing(&self) -> &str {
+        word(&self.output)
     }
 
     fn render(&self) -> String {
-        format!("ufw enabled: {}\ndefault incoming: {}\n", if self.enabled { "yes" } else { "no" }, self.incoming())
+        format!(
+            "ufw enabled: {}\ndefault incoming: {}\ndefault outgoing: {}\n",
+            if self.enabled { "yes" } else { "no" },
+            self.incoming(),
+            self.outgoing()
+        )
+    }
+}
+
+/// ufw's word for a default policy value, for people.
+fn word(value: &str) -> &str {
+    match model::policy_word(value) {
+        Some(w) => w,
+        None if value.is_empty() => "(unset)",
+        None => value,
     }
 }
 
@@ -142,19 +164,33 @@ fn read(p: &Path) -> Result<String, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     Write(Family),
+    /// Write our record of the outgoing policy (before changing it).
+    Record(String),
     DefaultDeny,
+    /// `ufw default <allow|deny|reject> outgoing`.
+    DefaultOutgoing(&'static str),
     Enable,
     Reload,
+    /// Remove our record of the outgoing policy (once it is put back).
+    Forget,
 }
 
 impl Step {
     fn ufw_args(&self) -> &'static [&'static str] {
         match self {
-            Step::Write(_) => &[],
+            Step::Write(_) | Step::Record(_) | Step::Forget => &[],
             Step::DefaultDeny => &["default", "deny", "incoming"],
+            Step::DefaultOutgoing("allow") => &["default", "allow", "outgoing"],
+            Step::DefaultOutgoing("deny") => &["default", "deny", "outgoing"],
+            Step::DefaultOutgoing(_) => &["default", "reject", "outgoing"],
             Step::Enable => &["--force", "enable"],
             Step::Reload => &["reload"],
         }
+    }
+
+    /// Runs ufw (which may change the running firewall), rather than writing a file.
+    fn runs_ufw(&self) -> bool {
+        !self.ufw_args().is_empty()
     }
 }
 
@@ -162,16 +198,37 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Write(fam) => write!(f, "write {}", model::file_name(*fam)),
+            Step::Record(_) => f.write_str("record the outgoing policy"),
+            Step::Forget => f.write_str("remove the record of the outgoing policy"),
             s => write!(f, "ufw {}", s.ufw_args().join(" ")),
         }
     }
 }
 
+/// Our record of the outgoing policy: its value, `None` when there is none.
+fn read_record(paths: &Paths) -> Result<Option<String>, String> {
+    let p = &paths.output_record;
+    match fs::read_to_string(p) {
+        Ok(text) => model::read_output_record(&text).map(Some).map_err(|e| {
+            format!("{}: {e} (remove the file if the outgoing policy should not be put back)", p.display())
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", p.display())),
+    }
+}
+
 /// Read ufw's state and plan: the report (in check-mode form), the settings read, the plan of
 /// each rules file and the steps to run (none when everything is as wanted).
-fn prepare(paths: &Paths, want: &[UfwRule]) -> Result<(Report, Settings, Vec<FilePlan>, Vec<Step>), String> {
+fn prepare(
+    paths: &Paths,
+    want: &[UfwRule],
+    restricted: bool,
+) -> Result<(Report, Settings, Vec<FilePlan>, Vec<Step>), String> {
     let mut report = Report::default();
     let settings = Settings::read(paths)?;
+    let recorded = read_record(paths)?;
+    let output: OutputPlan = model::plan_output(restricted, &settings.output, recorded.as_deref())
+        .map_err(|e| format!("{}: {e}", paths.default_file.display()))?;
     let mut plans: Vec<FilePlan> = vec![];
     for fam in [Family::V4, Family::V6] {
         let current = read(&paths.rules(fam))?;
@@ -202,6 +259,12 @@ fn prepare(paths: &Paths, want: &[UfwRule]) -> Result<(Report, Settings, Vec<Fil
         }
         plans.push(model::plan_file(fam, &current, &mine)?);
     }
+    if restricted && !settings.ipv6 {
+        report.warnings.push(format!(
+            "IPV6=no in {}: ufw does not filter IPv6 at all, so restricted egress leaves IPv6 traffic unrestricted",
+            paths.default_file.display()
+        ));
+    }
     if let Some(link) = &paths.boot_link {
         if link.parent().is_some_and(Path::is_dir) && fs::symlink_metadata(link).is_err() {
             report.warnings.push(format!(
@@ -211,7 +274,8 @@ fn prepare(paths: &Paths, want: &[UfwRule]) -> Result<(Report, Settings, Vec<Fil
             ));
         }
     }
-    let want_settings = Settings { enabled: true, input: "drop".into(), ipv6: settings.ipv6 };
+    let want_settings =
+        Settings { enabled: true, input: "drop".into(), output: output.after.clone(), ipv6: settings.ipv6 };
     report.before = settings.render() + &plans.iter().map(|p| p.before.as_str()).collect::<String>();
     report.after = want_settings.render() + &plans.iter().map(|p| p.after.as_str()).collect::<String>();
     report.added = plans.iter().map(|p| p.added).sum();
@@ -225,17 +289,56 @@ fn prepare(paths: &Paths, want: &[UfwRule]) -> Result<(Report, Settings, Vec<Fil
         }
     }
     let rules_changed = !steps.is_empty();
+    let record = paths.output_record.display();
+    if let Record::Write(v) = &output.record {
+        // Recorded before the policy changes, so that it is known even if what follows fails.
+        steps.push(Step::Record(v.clone()));
+    }
     if settings.input != "drop" {
         report.changes.push(format!("set the default incoming policy to deny (was {})", settings.incoming()));
         steps.push(Step::DefaultDeny);
     }
+    if let Some(value) = &output.set {
+        let new = model::policy_word(value).unwrap_or(model::RESTRICTED_OUTPUT);
+        let was = settings.outgoing();
+        report.changes.push(match (&output.record, &recorded) {
+            (Record::Write(_), _) => format!(
+                "set the default outgoing policy to {new} for restricted egress (was {was}; {was} is recorded in \
+                 {record} and put back when egress is open)"
+            ),
+            (Record::Remove, _) => {
+                format!(
+                    "put back the default outgoing policy {new} recorded in {record} (was {was} for restricted egress)"
+                )
+            }
+            (_, Some(r)) => format!(
+                "set the default outgoing policy to {new} for restricted egress (was {was}; {} stays recorded in \
+                 {record} as the one to put back)",
+                word(r)
+            ),
+            (_, None) => format!("set the default outgoing policy to {new} (was {was})"),
+        });
+        steps.push(Step::DefaultOutgoing(new));
+    }
+    let restarts = steps.iter().any(|s| matches!(s, Step::DefaultDeny | Step::DefaultOutgoing(_)));
     if !settings.enabled {
         report.changes.push("enable ufw".into());
         steps.push(Step::Enable);
-    } else if rules_changed && !steps.contains(&Step::DefaultDeny) {
+    } else if rules_changed && !restarts {
         // (`ufw default` restarts an enabled ufw itself, which loads the new files.)
         report.changes.push("reload ufw".into());
         steps.push(Step::Reload);
+    }
+    if output.record == Record::Remove {
+        if output.set.is_none() {
+            let r = recorded.as_deref().map(word).unwrap_or_default();
+            report.changes.push(format!(
+                "remove the outgoing policy {r} recorded in {record}: the policy is {} now, which egress did not \
+                 set, so it stays",
+                settings.outgoing()
+            ));
+        }
+        steps.push(Step::Forget);
     }
     report.changed = !steps.is_empty();
     Ok((report, settings, plans, steps))
@@ -246,26 +349,31 @@ pub fn converge(policy: &Policy, check: bool) -> Result<Report, String> {
     converge_at(&Paths::default(), policy, check)
 }
 
-/// Bring ufw to `policy`: the owned rules in user.rules/user6.rules, the default incoming policy
-/// deny, ufw enabled. In check mode nothing is written and the report says what would be.
-/// Unchanged state: no write and no process. Otherwise both rules files are written first
-/// (atomically), then ufw's CLI sets the default policy if needed and enables ufw, or reloads
-/// it if it was enabled already, so ufw is never enabled before our rules are in place. On
-/// failure every file is restored (and ufw reloaded, or stopped again if it was disabled) and
-/// the error names the failed step.
+/// Bring ufw to `policy`: the owned rules in user.rules/user6.rules (inbound `allow in` and
+/// outbound `allow out`), the default incoming policy deny, the default outgoing policy reject
+/// for restricted egress (or back to what it was, see [`model::plan_output`]), ufw enabled. In
+/// check mode nothing is written and the report says what would be. Unchanged state: no write
+/// and no process. Otherwise both rules files are written first (atomically), then the
+/// outgoing policy is recorded if it is about to be restricted, ufw's CLI sets the default
+/// policies if needed and enables ufw, or reloads it if it was enabled already (`ufw default`
+/// restarts an enabled ufw itself), so ufw never filters before our rules are in place, and the
+/// outgoing policy never becomes reject before our `allow out` rules are loaded. On failure
+/// every file is restored (and ufw reloaded, or stopped again if it was disabled) and the
+/// error names the failed step.
 pub fn converge_at(paths: &Paths, policy: &Policy, check: bool) -> Result<Report, String> {
     if !paths.program.is_file() {
         return Err(format!("ufw is not installed ({} not found)", paths.program.display()));
     }
     let want = model::desired(policy);
-    let first = prepare(paths, &want)?;
+    let restricted = policy.egress.restricted;
+    let first = prepare(paths, &want, restricted)?;
     if check || first.3.is_empty() {
         return Ok(first.0);
     }
     // Something to write: take ufw's lock (so that no ufw command interleaves) and plan again
     // from what the files hold now. The lock is released before ufw runs: it takes it too.
     let mut lock = lock(paths)?;
-    let (mut report, settings, plans, steps) = prepare(paths, &want)?;
+    let (mut report, settings, plans, steps) = prepare(paths, &want, restricted)?;
     if steps.is_empty() {
         return Ok(report);
     }
@@ -276,6 +384,10 @@ pub fn converge_at(paths: &Paths, policy: &Policy, check: bool) -> Result<Report
                 let plan = plans.iter().find(|p| p.family == *fam).expect("planned");
                 replace(&paths.rules(*fam), plan.content.as_bytes())
             }
+            Step::Record(value) => write_file(&paths.output_record, model::output_record(value).as_bytes()),
+            Step::Forget => fs::remove_file(&paths.output_record)
+                .or_else(|e| if e.kind() == ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                .map_err(|e| format!("cannot remove {}: {e}", paths.output_record.display())),
             _ => {
                 drop(lock.take());
                 run(paths, step.ufw_args())
@@ -286,7 +398,7 @@ pub fn converge_at(paths: &Paths, policy: &Policy, check: bool) -> Result<Report
             let msg = format!("step {} of {} ({step}) failed: {e}", i + 1, steps.len());
             // Make the running firewall match the restored files again, if ufw touched it.
             let ran = &steps[..=i];
-            let again: &[&str] = if settings.enabled && ran.iter().any(|s| !matches!(s, Step::Write(_))) {
+            let again: &[&str] = if settings.enabled && ran.iter().any(Step::runs_ufw) {
                 &["reload"]
             } else if ran.contains(&Step::Enable) {
                 // It was disabled and the enable failed half-way: stop it again.
@@ -301,6 +413,14 @@ pub fn converge_at(paths: &Paths, policy: &Policy, check: bool) -> Result<Report
         }
     }
     drop(lock);
+    let now = Settings::read(paths)?;
+    let set_output = steps.iter().find_map(|s| if let Step::DefaultOutgoing(w) = s { Some(*w) } else { None });
+    if let Some(w) = set_output.filter(|w| now.outgoing() != *w) {
+        report.warnings.push(format!(
+            "the default outgoing policy is {} after the change, not {w}; the next run will report a change",
+            now.outgoing()
+        ));
+    }
     // ufw rewrote both files when it (re)started: check it read our rules back as written.
     for p in plans.iter().filter(|p| p.changed) {
         let now = read(&paths.rules(p.family))?;
@@ -394,6 +514,30 @@ fn replace(path: &Path, content: &[u8]) -> Result<(), String> {
     }
 }
 
+/// Write a file of ours: replace it if it exists, else create it (and its directory) with mode
+/// 0644, atomically.
+fn write_file(path: &Path, content: &[u8]) -> Result<(), String> {
+    if path.exists() {
+        return replace(path, content);
+    }
+    let dir = path.parent().ok_or_else(|| format!("{}: no parent directory", path.display()))?;
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.vorfw-{}", std::process::id()));
+    let write_tmp = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
+        f.write_all(content)?;
+        f.set_permissions(fs::Permissions::from_mode(0o644))?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write_tmp().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        format!("{}: {e}", path.display())
+    })
+}
+
 /// Copies of every file a converge may change.
 struct Backup(Vec<(PathBuf, Option<Vec<u8>>)>);
 
@@ -414,7 +558,14 @@ impl Backup {
     fn restore(&self, paths: &Paths, again: &[&str]) -> Result<(), String> {
         let mut errors = vec![];
         for (p, content) in &self.0 {
-            let Some(content) = content else { continue };
+            let Some(content) = content else {
+                // It did not exist: remove it if it does now.
+                match fs::remove_file(p) {
+                    Err(e) if e.kind() != ErrorKind::NotFound => errors.push(format!("{}: {e}", p.display())),
+                    _ => {}
+                }
+                continue;
+            };
             if fs::read(p).ok().as_ref() != Some(content) {
                 if let Err(e) = replace(p, content) {
                     errors.push(e);
@@ -461,7 +612,11 @@ mod tests {
             let yn = if enabled { "yes" } else { "no" };
             fs::write(dir.join("etc-ufw/ufw.conf"), format!("# conf\nENABLED={yn}\nLOGLEVEL=low\n")).unwrap();
             fs::write(dir.join("etc-ufw/after.rules"), "after\n").unwrap();
-            fs::write(dir.join("default-ufw"), format!("IPV6=yes\nDEFAULT_INPUT_POLICY=\"{input}\"\n")).unwrap();
+            fs::write(
+                dir.join("default-ufw"),
+                format!("IPV6=yes\nDEFAULT_INPUT_POLICY=\"{input}\"\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n"),
+            )
+            .unwrap();
             let program = dir.join("ufw");
             let log = dir.join("log");
             fs::write(&program, format!("#!/bin/sh\necho \"$*\" >>{}\n{script}\n", log.display())).unwrap();
@@ -469,6 +624,7 @@ mod tests {
             let paths = Paths {
                 etc_ufw: dir.join("etc-ufw"),
                 default_file: dir.join("default-ufw"),
+                output_record: dir.join("vorstream-firewall/ufw-output-policy"),
                 program,
                 lock: Some(dir.join("ufw.lock")),
                 boot_link: Some(dir.join("wants/ufw.service")),
@@ -530,11 +686,11 @@ mod tests {
         );
         assert_eq!(s.rules("user.rules"), fixture("operator", "user.rules"));
         assert_eq!(s.log(), "");
-        assert!(r.before.starts_with("ufw enabled: no\ndefault incoming: allow\n"));
-        assert!(r
-            .after
-            .starts_with("ufw enabled: yes\ndefault incoming: deny\nallow 8081/tcp from any (vorfw:a-user)\n"));
-        assert_eq!(r.after.lines().count(), 2 + 8);
+        assert!(r.before.starts_with("ufw enabled: no\ndefault incoming: allow\ndefault outgoing: allow\n"));
+        assert!(r.after.starts_with(
+            "ufw enabled: yes\ndefault incoming: deny\ndefault outgoing: allow\nallow 8081/tcp from any (vorfw:a-user)\n"
+        ));
+        assert_eq!(r.after.lines().count(), 3 + 8);
         assert_eq!((r.added, r.removed), (8, 0));
     }
 
@@ -606,11 +762,16 @@ mod tests {
     #[test]
     fn ipv6_off_leaves_user6_rules_alone_and_warns() {
         let s = Scratch::new("nov6", "operator", true, "DROP", "exit 0");
-        fs::write(&s.paths.default_file, "IPV6=no\nDEFAULT_INPUT_POLICY=\"DROP\"\n").unwrap();
+        fs::write(&s.paths.default_file, "IPV6=no\nDEFAULT_INPUT_POLICY=\"DROP\"\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n")
+            .unwrap();
         let r = converge_at(&s.paths, &policy(), false).unwrap();
         assert_eq!(s.rules("user6.rules"), fixture("operator", "user6.rules"));
         assert_eq!(s.rules("user.rules"), fixture("mixed", "user.rules"));
         assert!(r.warnings[0].contains("the 3 IPv6 rules"), "{:?}", r.warnings);
+        assert_eq!(r.warnings.len(), 1);
+        // restricted egress: IPv6 stays unrestricted, and says so
+        let r = converge_at(&s.paths, &egress_policy(true), true).unwrap();
+        assert!(r.warnings.iter().any(|w| w.contains("leaves IPv6 traffic unrestricted")), "{:?}", r.warnings);
     }
 
     #[test]
@@ -622,6 +783,226 @@ mod tests {
         assert!(r.warnings[0].contains("will not start at boot"), "{:?}", r.warnings);
         std::os::unix::fs::symlink("/nonexistent/ufw.service", s.dir.join("wants/ufw.service")).unwrap();
         assert!(converge_at(&s.paths, &policy(), true).unwrap().warnings.is_empty());
+    }
+
+    /// A fake ufw that, like ufw, writes `ufw default X outgoing` to /etc/default/ufw.
+    const DEFAULT_OUTGOING: &str = r#"case "$*" in "default "*" outgoing")
+        v=$(echo "$2" | sed 's/allow/ACCEPT/;s/deny/DROP/;s/reject/REJECT/')
+        sed -i "s/^DEFAULT_OUTPUT_POLICY=.*/DEFAULT_OUTPUT_POLICY=\"$v\"/" "$(dirname "$0")/default-ufw";;
+        esac"#;
+
+    /// [`policy`] with the lockout guard and outbound accepts (the fixtures' mixed-egress/,
+    /// mixed-restricted/ and restricted/).
+    fn egress_policy(restricted: bool) -> Policy {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let mut p = policy();
+        p.sets.insert(("ctl".into(), Family::V4), vec![net("10.0.0.1/32")]);
+        p.sets.insert(("ctl".into(), Family::V6), vec![net("2001:db8::1/128")]);
+        for fam in [Family::V4, Family::V6] {
+            let a = Accept { set: "ctl".into(), family: fam, protocol: Proto::Tcp, port: 22 };
+            p.accepts.insert(a, [vorfw_core::policy::GUARD_ID.to_string()].into());
+        }
+        p.sets.insert(("dns".into(), Family::V4), vec![net("10.0.0.53/32")]);
+        p.sets.insert(("entra".into(), Family::V4), vec![net("20.190.128.0/18"), net("40.126.0.0/18")]);
+        p.sets.insert(("entra".into(), Family::V6), vec![net("2603:1006:2000::/48")]);
+        p.sets.insert(("o-any".into(), Family::V4), vec![net("0.0.0.0/0")]);
+        p.sets.insert(("o-any".into(), Family::V6), vec![net("::/0")]);
+        for (set, fam, proto, port) in [
+            ("dns", Family::V4, Proto::Tcp, 53),
+            ("dns", Family::V4, Proto::Udp, 53),
+            ("entra", Family::V4, Proto::Tcp, 443),
+            ("entra", Family::V6, Proto::Tcp, 443),
+            ("o-any", Family::V4, Proto::Tcp, 8080),
+            ("o-any", Family::V6, Proto::Tcp, 8080),
+        ] {
+            let a = Accept { set: set.into(), family: fam, protocol: proto, port };
+            p.egress.accepts.insert(a, Default::default());
+        }
+        p.egress.restricted = restricted;
+        p
+    }
+
+    impl Scratch {
+        fn set_output(&self, value: &str) {
+            let text = fs::read_to_string(&self.paths.default_file).unwrap();
+            let text: String = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("DEFAULT_OUTPUT_POLICY=") {
+                        format!("DEFAULT_OUTPUT_POLICY=\"{value}\"\n")
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect();
+            fs::write(&self.paths.default_file, text).unwrap();
+        }
+
+        fn output(&self) -> String {
+            let text = fs::read_to_string(&self.paths.default_file).unwrap();
+            model::read_settings(&[&text])["default_output_policy"].clone()
+        }
+
+        fn record(&self) -> Option<String> {
+            fs::read_to_string(&self.paths.output_record).ok()
+        }
+
+        fn clear_log(&self) {
+            let _ = fs::remove_file(self.dir.join("log"));
+        }
+    }
+
+    #[test]
+    fn restricted_egress_in_check_mode_writes_nothing() {
+        let s = Scratch::new("egress-check", "mixed", true, "DROP", "exit 1");
+        let r = converge_at(&s.paths, &egress_policy(true), true).unwrap();
+        let record = s.paths.output_record.display().to_string();
+        assert_eq!(
+            r.changes,
+            [
+                "user.rules: add 7 and remove 0 owned rules, keep 5 operator rules".to_string(),
+                "user6.rules: add 4 and remove 0 owned rules, keep 5 operator rules".into(),
+                format!(
+                    "set the default outgoing policy to reject for restricted egress (was allow; allow is recorded \
+                     in {record} and put back when egress is open)"
+                ),
+            ]
+        );
+        assert_eq!((r.added, r.removed), (11, 0));
+        assert!(r.before.starts_with("ufw enabled: yes\ndefault incoming: deny\ndefault outgoing: allow\n"));
+        assert!(r.after.starts_with("ufw enabled: yes\ndefault incoming: deny\ndefault outgoing: reject\n"));
+        assert!(r.after.contains("\nallow out 443/tcp to 20.190.128.0/18 (vorfw:entra)\n"));
+        assert!(!r.before.contains(" out "));
+        assert_eq!(s.log(), "");
+        assert_eq!(s.rules("user.rules"), fixture("mixed", "user.rules"));
+        assert_eq!(s.output(), "accept");
+        assert_eq!(s.record(), None);
+        assert!(!s.paths.output_record.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn restricting_records_the_policy_and_opening_puts_it_back() {
+        let s = Scratch::new("egress", "mixed", true, "DROP", DEFAULT_OUTGOING);
+        // restrict: rules written, policy recorded, then one `ufw default` (which restarts ufw:
+        // no reload)
+        let r = converge_at(&s.paths, &egress_policy(true), false).unwrap();
+        assert!(r.changed);
+        assert_eq!(s.log(), "default reject outgoing\n");
+        assert_eq!(s.rules("user.rules"), fixture("mixed-restricted", "user.rules"));
+        assert_eq!(s.rules("user6.rules"), fixture("mixed-restricted", "user6.rules"));
+        assert_eq!(s.output(), "reject");
+        assert_eq!(s.record().as_deref(), Some(model::output_record("accept").as_str()));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // converged
+        s.clear_log();
+        let r = converge_at(&s.paths, &egress_policy(true), false).unwrap();
+        assert!(!r.changed && r.changes.is_empty(), "{r:?}");
+        assert_eq!(r.before, r.after);
+        assert!(r.after.contains("default outgoing: reject\n"));
+        assert_eq!(s.log(), "");
+        // open again, same outbound accepts: the guard's replies go and the policy goes back,
+        // with one restart by `ufw default`
+        let r = converge_at(&s.paths, &egress_policy(false), false).unwrap();
+        let record = s.paths.output_record.display().to_string();
+        assert_eq!(
+            r.changes,
+            [
+                "user.rules: add 0 and remove 1 owned rules, keep 5 operator rules".to_string(),
+                "user6.rules: add 0 and remove 1 owned rules, keep 5 operator rules".into(),
+                format!("put back the default outgoing policy allow recorded in {record} (was reject for restricted egress)"),
+            ]
+        );
+        assert!(r.before.contains("default outgoing: reject\n") && r.after.contains("default outgoing: allow\n"));
+        assert!(r.before.contains("\nallow out from port 22/tcp to 10.0.0.1 (vorfw:ctl)\n"), "{}", r.before);
+        assert!(!r.after.contains("from port"));
+        assert_eq!((r.added, r.removed), (0, 2));
+        assert_eq!(s.log(), "default allow outgoing\n");
+        assert_eq!(s.output(), "accept");
+        assert_eq!(s.record(), None);
+        assert_eq!(s.rules("user.rules"), fixture("mixed-egress", "user.rules"));
+        assert_eq!(s.rules("user6.rules"), fixture("mixed-egress", "user6.rules"));
+        // and stays so
+        s.clear_log();
+        assert!(!converge_at(&s.paths, &egress_policy(false), false).unwrap().changed);
+        // without the guard and the egress accepts, their rules go (one reload)
+        let r = converge_at(&s.paths, &policy(), false).unwrap();
+        assert_eq!((r.added, r.removed), (0, 2 + 7));
+        assert_eq!(s.log(), "reload\n");
+        assert_eq!(s.rules("user.rules"), fixture("mixed", "user.rules"));
+    }
+
+    #[test]
+    fn an_operators_outgoing_policy_is_left_alone() {
+        // the operator's own reject: never recorded, never changed
+        let s = Scratch::new("egress-own", "mixed-restricted", true, "DROP", DEFAULT_OUTGOING);
+        s.set_output("REJECT");
+        assert!(!converge_at(&s.paths, &egress_policy(true), false).unwrap().changed);
+        let r = converge_at(&s.paths, &egress_policy(false), false).unwrap();
+        assert!(r.after.contains("default outgoing: reject\n"));
+        assert_eq!((s.output(), s.record(), s.log()), ("reject".into(), None, "reload\n".into()));
+        // restricted from deny, then the operator changes it to allow: reject again, and deny
+        // (what it was before we first restricted it) stays the one to put back
+        s.set_output("DROP");
+        s.clear_log();
+        let r = converge_at(&s.paths, &egress_policy(true), false).unwrap();
+        assert_eq!(s.log(), "default reject outgoing\n");
+        assert!(r.changes[2].contains("(was deny; deny is recorded in "), "{:?}", r.changes);
+        s.set_output("ACCEPT");
+        s.clear_log();
+        let r = converge_at(&s.paths, &egress_policy(true), false).unwrap();
+        assert!(r.changes[0].contains("(was allow; deny stays recorded in "), "{:?}", r.changes);
+        assert_eq!(s.log(), "default reject outgoing\n");
+        assert_eq!(s.record().as_deref(), Some(model::output_record("drop").as_str()));
+        // open, but the operator already set allow: left alone, the record goes (the replies
+        // go too: one reload)
+        s.set_output("ACCEPT");
+        s.clear_log();
+        let r = converge_at(&s.paths, &egress_policy(false), true).unwrap();
+        assert!(r.changed);
+        assert!(r.changes[3].starts_with("remove the outgoing policy deny recorded in "), "{:?}", r.changes);
+        assert_eq!(r.changes.len(), 4, "{:?}", r.changes);
+        assert!(s.record().is_some(), "check mode removed the record");
+        let r = converge_at(&s.paths, &egress_policy(false), false).unwrap();
+        assert!(r.before.contains("default outgoing: allow\n") && r.after.contains("default outgoing: allow\n"));
+        assert_eq!((s.output(), s.record(), s.log()), ("accept".into(), None, "reload\n".into()));
+        // only the record to forget: a change, but no ufw process
+        let s = Scratch::new("egress-forget", "mixed-egress", true, "DROP", "exit 1");
+        fs::create_dir_all(s.paths.output_record.parent().unwrap()).unwrap();
+        fs::write(&s.paths.output_record, model::output_record("drop")).unwrap();
+        let r = converge_at(&s.paths, &egress_policy(false), false).unwrap();
+        assert!(r.changed && r.before == r.after, "{r:?}");
+        assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+        assert_eq!((s.output(), s.record(), s.log()), ("accept".into(), None, String::new()));
+    }
+
+    #[test]
+    fn disabled_ufw_gets_its_policies_then_one_enable() {
+        let s = Scratch::new("egress-off", "operator", false, "ACCEPT", DEFAULT_OUTGOING);
+        let r = converge_at(&s.paths, &egress_policy(true), false).unwrap();
+        assert_eq!(s.log(), "default deny incoming\ndefault reject outgoing\n--force enable\n");
+        assert_eq!(r.changes.last().unwrap(), "enable ufw");
+        assert_eq!(s.rules("user.rules"), fixture("mixed-restricted", "user.rules"));
+        assert_eq!(s.rules("user6.rules"), fixture("mixed-restricted", "user6.rules"));
+        assert_eq!(s.output(), "reject");
+    }
+
+    #[test]
+    fn a_failed_policy_change_restores_everything_and_forgets_the_record() {
+        let script = format!("{DEFAULT_OUTGOING}\ncase \"$*\" in *outgoing) echo nope >&2; exit 1;; esac");
+        let s = Scratch::new("egress-fail", "mixed", true, "DROP", &script);
+        let default = fs::read_to_string(&s.paths.default_file).unwrap();
+        let e = converge_at(&s.paths, &egress_policy(true), false).unwrap_err();
+        assert!(e.starts_with("step 4 of 4 (ufw default reject outgoing) failed: "), "{e}");
+        assert!(e.contains("nope") && e.ends_with("the previous state was restored"), "{e}");
+        assert_eq!(s.rules("user.rules"), fixture("mixed", "user.rules"));
+        assert_eq!(fs::read_to_string(&s.paths.default_file).unwrap(), default);
+        assert_eq!(s.record(), None);
+        assert_eq!(s.log(), "default reject outgoing\nreload\n");
+        // an unreadable record is an error, not a guess
+        fs::create_dir_all(s.paths.output_record.parent().unwrap()).unwrap();
+        fs::write(&s.paths.output_record, "junk\n").unwrap();
+        let e = converge_at(&s.paths, &egress_policy(false), true).unwrap_err();
+        assert!(e.contains("no DEFAULT_OUTPUT_POLICY=... line"), "{e}");
     }
 
     #[test]

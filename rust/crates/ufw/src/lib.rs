@@ -1,7 +1,12 @@
 //! The ufw backend (ufw 0.36, as on Debian 12 and Ubuntu 22.04/24.04).
 //!
 //! A host's [`Policy`](vorfw_core::policy::Policy) becomes one ufw rule per (source network,
-//! port, protocol, family): `allow in` to any address, commented `vorfw:<set>`. ufw stays the
+//! port, protocol, family): `allow in` to any address, commented `vorfw:<set>`; and one per
+//! (destination network, port, protocol, family) of its egress: `allow out` from any address.
+//! Restricted egress sets ufw's default outgoing policy to reject (`ufw default reject
+//! outgoing`) after recording the operator's, which is put back when egress is open again (see
+//! [`model::plan_output`]); with it, the management SSH accepts also get `allow out` rules for
+//! their replies. ufw stays the
 //! source of truth: the rules live in ufw's own files (`/etc/ufw/user.rules` for IPv4,
 //! `user6.rules` for IPv6), written byte-for-byte as ufw writes them, so `ufw status` lists
 //! them, and `ufw reload`, a reboot and any later ufw command keep them.
@@ -12,7 +17,8 @@
 //!
 //! Instead of one ufw process per rule, both files are rewritten in one batch and ufw loads
 //! them once: `ufw --force enable` when it is disabled, or `ufw reload` when it is enabled,
-//! plus `ufw default deny incoming` when the default differs. ufw is never enabled before the
+//! plus `ufw default deny incoming` / `ufw default <policy> outgoing` when a default differs
+//! (which restart an enabled ufw, so no reload is needed then). ufw is never enabled before the
 //! rules are written, so the lockout guard (the Accept for the controller's address that the
 //! caller adds to the policy) is in place the moment ufw starts filtering. The guard is what
 //! keeps the controller's session: ufw's before.rules accept `ESTABLISHED,RELATED`, but a

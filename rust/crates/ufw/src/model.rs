@@ -1,6 +1,7 @@
 //! Pure part of the ufw backend: the owned rules a policy needs, ufw's rules files
 //! (`/etc/ufw/user.rules`, `user6.rules`) parsed into the operator's and our tuples, the new
-//! file contents, and a line-per-rule rendering for Ansible's `--diff`.
+//! file contents, a line-per-rule rendering for Ansible's `--diff`, and what the outgoing
+//! default policy must become ([`plan_output`]).
 //!
 //! # The file format (ufw 0.36)
 //!
@@ -12,13 +13,17 @@
 //!
 //! ### tuple ### allow tcp 8301 0.0.0.0/0 any 10.0.0.5 in comment=766f7266773a672d616c6c
 //! -A ufw-user-input -p tcp --dport 8301 -s 10.0.0.5 -j ACCEPT
+//!
+//! ### tuple ### allow tcp 443 20.190.128.0/18 any 0.0.0.0/0 out comment=766f7266773a656e747261
+//! -A ufw-user-output -p tcp -d 20.190.128.0/18 --dport 443 -j ACCEPT
 //! ```
 //!
 //! The tuple is `action protocol dport dst sport src [dapp sapp] direction[ comment=<hex>]`.
 //! The comment is the hex-encoded UTF-8 of the rule's comment. Our blocks are written
 //! byte-for-byte as ufw itself writes them for
-//! `ufw allow proto tcp from 10.0.0.5 to any port 8301 comment 'vorfw:g-all'`, so ufw reads them
-//! back as its own rules (`ufw status`, `ufw delete`, `ufw reload` and any later ufw command,
+//! `ufw allow proto tcp from 10.0.0.5 to any port 8301 comment 'vorfw:g-all'` (inbound) and
+//! `ufw allow out proto tcp to 20.190.128.0/18 port 443 comment 'vorfw:entra'` (outbound), so
+//! ufw reads them back as its own rules (`ufw status`, `ufw delete`, `ufw reload` and any later ufw command,
 //! which rewrites the whole file from what it read, keep them unchanged).
 //!
 //! # Ownership and order
@@ -35,8 +40,8 @@ use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv6Addr;
-use vorfw_core::policy::{Family, Policy};
-use vorfw_core::Proto;
+use vorfw_core::policy::{Accept, Family, Policy, GUARD_ID};
+use vorfw_core::{Matrix, Proto};
 
 /// Every rule this collection owns has a ufw comment starting with this.
 pub const COMMENT_PREFIX: &str = "vorfw:";
@@ -112,11 +117,37 @@ pub fn ufw_address(n: &IpNet) -> String {
     }
 }
 
-/// One owned ufw rule: `allow in` to any address, `port/protocol`, from `source`.
+/// What an owned rule allows, and so which of ufw's user chains it is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// `allow in` (`ufw-user-input`) to `port` from the peer (a source).
+    In,
+    /// `allow out` (`ufw-user-output`) to `port` of the peer (a destination).
+    Out,
+    /// `allow out` (`ufw-user-output`) from local `port` to the peer: the replies of the
+    /// management SSH accepts when egress is restricted (see [`desired`]).
+    Reply,
+}
+
+impl Direction {
+    /// ufw's word in the tuple.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out | Direction::Reply => "out",
+        }
+    }
+}
+
+/// One owned ufw rule, `port/protocol` with one peer network: `allow in` from `peer` to any
+/// address, `allow out` to `peer` from any address, or (`Reply`) `allow out` from local `port`
+/// to `peer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UfwRule {
     pub family: Family,
-    pub source: IpNet,
+    pub direction: Direction,
+    /// The source (inbound) or destination (outbound) network.
+    pub peer: IpNet,
     pub port: u16,
     pub protocol: Proto,
     /// The full comment, `vorfw:<set>`.
@@ -124,11 +155,12 @@ pub struct UfwRule {
 }
 
 impl UfwRule {
-    fn src(&self) -> String {
-        if self.source.prefix_len() == 0 {
+    /// The peer as ufw writes it in tuples.
+    fn peer_address(&self) -> String {
+        if self.peer.prefix_len() == 0 {
             any(self.family).to_string()
         } else {
-            ufw_address(&self.source)
+            ufw_address(&self.peer)
         }
     }
 
@@ -143,61 +175,140 @@ impl UfwRule {
     }
 
     /// The whole block as ufw 0.36 writes it: an empty line, the tuple, the iptables line.
+    ///
+    /// ```text
+    ///
+    /// ### tuple ### allow tcp 8301 0.0.0.0/0 any 10.0.0.5 in comment=<hex>
+    /// -A ufw-user-input -p tcp --dport 8301 -s 10.0.0.5 -j ACCEPT
+    ///
+    /// ### tuple ### allow tcp 443 20.190.128.0/18 any 0.0.0.0/0 out comment=<hex>
+    /// -A ufw-user-output -p tcp -d 20.190.128.0/18 --dport 443 -j ACCEPT
+    /// ```
+    ///
+    /// and for a reply rule (`ufw allow out proto tcp from any port 22 to 10.0.0.1`):
+    ///
+    /// ```text
+    ///
+    /// ### tuple ### allow tcp any 10.0.0.1 22 0.0.0.0/0 out comment=<hex>
+    /// -A ufw-user-output -p tcp -d 10.0.0.1 --sport 22 -j ACCEPT
+    /// ```
+    ///
+    /// (tuple: `action protocol dport dst sport src direction`; iptables: ufw's
+    /// `format_rule` order `-p`, `-d`, `--dport`, `-s`, `--sport`; "any" is left out.)
     pub fn block(&self) -> String {
-        let src = self.src();
+        let peer = self.peer_address();
         let any = any(self.family);
         let proto = self.protocol.as_str();
         let port = self.port.to_string();
-        let mut s = String::with_capacity(96 + 2 * src.len() + 2 * self.comment.len());
-        for part in ["\n", TUPLE, " allow ", proto, " ", &port, " ", any, " any ", &src, " in comment="] {
+        let (dst, src, chain) = match self.direction {
+            Direction::In => (any, peer.as_str(), "-user-input -p "),
+            Direction::Out | Direction::Reply => (peer.as_str(), any, "-user-output -p "),
+        };
+        let (dport, sport) = match self.direction {
+            Direction::Reply => ("any", port.as_str()),
+            _ => (port.as_str(), "any"),
+        };
+        let mut s = String::with_capacity(112 + 2 * peer.len() + 2 * self.comment.len());
+        for part in ["\n", TUPLE, " allow ", proto, " ", dport, " ", dst, " ", sport, " ", src, " "] {
             s.push_str(part);
         }
+        s.push_str(self.direction.as_str());
+        s.push_str(" comment=");
         s.push_str(&hex_encode(&self.comment));
-        for part in ["\n-A ", chain_prefix(self.family), "-user-input -p ", proto, " --dport ", &port] {
+        for part in ["\n-A ", chain_prefix(self.family), chain, proto] {
             s.push_str(part);
+        }
+        if dst != any {
+            s.push_str(" -d ");
+            s.push_str(dst);
+        }
+        if dport != "any" {
+            s.push_str(" --dport ");
+            s.push_str(dport);
         }
         if src != any {
             s.push_str(" -s ");
-            s.push_str(&src);
+            s.push_str(src);
+        }
+        if sport != "any" {
+            s.push_str(" --sport ");
+            s.push_str(sport);
         }
         s.push_str(" -j ACCEPT\n");
         s
     }
 }
 
-/// The same words as [`describe_tuple`] gives for the rule's tuple line.
+/// The same words as [`describe_tuple`] gives for the rule's tuple line:
+/// `allow 8301/tcp from 10.0.0.5 (vorfw:g-all)`, `allow out 443/tcp to 20.190.128.0/18 (vorfw:entra)`,
+/// `allow out from port 22/tcp to 10.0.0.1 (vorfw:ctl)`.
 impl fmt::Display for UfwRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "allow {}/{} from ", self.port, self.protocol.as_str())?;
-        match (self.source.prefix_len(), self.family) {
+        let (dir, word) = match self.direction {
+            Direction::In => ("", "from"),
+            Direction::Out => (" out", "to"),
+            Direction::Reply => (" out from port", "to"),
+        };
+        write!(f, "allow{dir} {}/{} {word} ", self.port, self.protocol.as_str())?;
+        match (self.peer.prefix_len(), self.family) {
             (0, Family::V4) => f.write_str("any")?,
             (0, Family::V6) => f.write_str("any (v6)")?,
-            _ => f.write_str(&ufw_address(&self.source))?,
+            _ => f.write_str(&ufw_address(&self.peer))?,
         }
         write!(f, " ({})", self.comment)
     }
 }
 
 /// The owned rules a policy needs, in file order: every IPv4 rule (user.rules), then every
-/// IPv6 rule (user6.rules). Within a family: accepts in the policy's order (set, family,
-/// protocol, port), each with its set's networks in order. A (source, port, protocol) reached
-/// from several sets becomes one rule, commented with the first set.
+/// IPv6 rule (user6.rules). Within a family: the inbound rules (`policy.accepts`, the sets
+/// hold sources), then the outbound ones (`policy.egress.accepts`, the sets hold
+/// destinations), then the reply rules; each in the policy's order (set, family, protocol,
+/// port), with the set's networks in order. A (peer, port, protocol) reached from several
+/// sets in one direction becomes one rule, commented with the first set.
+///
+/// Outbound accepts become rules whether or not egress is restricted: with an open egress they
+/// change nothing (the outgoing policy allows everything) but keep, for example, the Entra ID
+/// set current, so that restricting egress later is only a policy switch.
+///
+/// With restricted egress, each management SSH accept (the lockout guard or
+/// `host_firewall_management_sources`, known by its rule id) also gets a reply rule: `allow
+/// out` from the SSH port to the same networks. ufw's before.rules accept the replies of
+/// tracked connections, but an SSH session opened while nothing in the network namespace used
+/// conntrack (ufw disabled, a fresh host) is picked up mid-stream when ufw starts: the host's
+/// next packet is `NEW`, the outgoing policy rejects it and the session (Ansible's own) hangs
+/// (seen in tests/netns-integration.sh).
 pub fn desired(policy: &Policy) -> Vec<UfwRule> {
+    let management = &Matrix::embedded().management.id;
+    let replies: BTreeMap<Accept, BTreeSet<String>> = if policy.egress.restricted {
+        policy
+            .accepts
+            .iter()
+            .filter(|(_, ids)| ids.contains(GUARD_ID) || ids.contains(management))
+            .map(|(a, ids)| (a.clone(), ids.clone()))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let mut out = vec![];
     for fam in [Family::V4, Family::V6] {
-        let mut seen: BTreeSet<(IpNet, u16, Proto)> = BTreeSet::new();
-        for a in policy.accepts.keys().filter(|a| a.family == fam) {
-            let Some(nets) = policy.sets.get(&(a.set.clone(), fam)) else { continue };
-            for n in nets.iter().filter(|n| Family::of(n) == fam) {
-                let source = n.trunc();
-                if seen.insert((source, a.port, a.protocol)) {
-                    out.push(UfwRule {
-                        family: fam,
-                        source,
-                        port: a.port,
-                        protocol: a.protocol,
-                        comment: format!("{COMMENT_PREFIX}{}", a.set),
-                    });
+        for (direction, accepts) in
+            [(Direction::In, &policy.accepts), (Direction::Out, &policy.egress.accepts), (Direction::Reply, &replies)]
+        {
+            let mut seen: BTreeSet<(IpNet, u16, Proto)> = BTreeSet::new();
+            for a in accepts.keys().filter(|a| a.family == fam) {
+                let Some(nets) = policy.sets.get(&(a.set.clone(), fam)) else { continue };
+                for n in nets.iter().filter(|n| Family::of(n) == fam) {
+                    let peer = n.trunc();
+                    if seen.insert((peer, a.port, a.protocol)) {
+                        out.push(UfwRule {
+                            family: fam,
+                            direction,
+                            peer,
+                            port: a.port,
+                            protocol: a.protocol,
+                            comment: format!("{COMMENT_PREFIX}{}", a.set),
+                        });
+                    }
                 }
             }
         }
@@ -333,8 +444,9 @@ impl RulesFile {
     }
 }
 
-/// A tuple line in words: `allow 8301/tcp from 10.0.0.5 (vorfw:g-all)`. Fields other than the
-/// ones we write are shown when they are not the default, so hand-edited owned rules differ.
+/// A tuple line in words: `allow 8301/tcp from 10.0.0.5 (vorfw:g-all)` inbound,
+/// `allow out 443/tcp to 20.190.128.0/18 (vorfw:entra)` outbound. Fields other than the ones
+/// we write are shown when they are not the default, so hand-edited owned rules differ.
 pub fn describe_tuple(line: &str, family: Family) -> String {
     let (body, comment) = match line.split_once(" comment=") {
         Some((b, h)) => (b, hex_decode(h.trim())),
@@ -346,23 +458,39 @@ pub fn describe_tuple(line: &str, family: Family) -> String {
     }
     let (action, proto, dport, dst, sport, src, dir) = (f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
     let is_any = |a: &str| a == "0.0.0.0/0" || a == "::/0";
+    let out = dir == "out";
+    // The peer (source inbound, destination outbound) is always shown; the other address only
+    // when it is not "any".
+    let (peer_word, peer, other_word, other) =
+        if out { (" to ", dst, " from ", src) } else { (" from ", src, " to ", dst) };
+    // An outbound rule from a local port only (a reply rule): `allow out from port 22/tcp to ...`.
+    let reply = out && dport == "any" && sport != "any";
     let mut s = String::with_capacity(line.len());
     s.push_str(action);
-    s.push(' ');
-    if dport != "any" {
-        s.push_str(dport);
+    s.push_str(if reply {
+        " out from port "
+    } else if out {
+        " out "
+    } else {
+        " "
+    });
+    let port = if reply { sport } else { dport };
+    if port != "any" {
+        s.push_str(port);
         s.push('/');
     }
     s.push_str(proto);
-    s.push_str(" from ");
-    if !is_any(src) {
-        s.push_str(src);
+    s.push_str(peer_word);
+    if !is_any(peer) {
+        s.push_str(peer);
     } else if family == Family::V6 {
         s.push_str("any (v6)");
     } else {
         s.push_str("any");
     }
-    for (show, a, b) in [(!is_any(dst), " to ", dst), (sport != "any", " sport ", sport), (dir != "in", " ", dir)] {
+    let odd_dir = dir != "in" && !out;
+    let show_sport = sport != "any" && !reply;
+    for (show, a, b) in [(!is_any(other), other_word, other), (show_sport, " sport ", sport), (odd_dir, " ", dir)] {
         if show {
             s.push_str(a);
             s.push_str(b);
@@ -459,6 +587,108 @@ pub fn plan_file(family: Family, current: &str, want: &[UfwRule]) -> Result<File
     })
 }
 
+/// ufw's word (`ufw default <word> ...`, `ufw status`) for a `DEFAULT_*_POLICY` value as
+/// [`read_settings`] gives it (lower-cased); `None` for a value ufw's CLI cannot set.
+pub fn policy_word(value: &str) -> Option<&'static str> {
+    match value {
+        "accept" => Some("allow"),
+        "drop" => Some("deny"),
+        "reject" => Some("reject"),
+        _ => None,
+    }
+}
+
+/// The settings key of the outgoing default policy, in `/etc/default/ufw` and in our record.
+pub const OUTPUT_POLICY_KEY: &str = "DEFAULT_OUTPUT_POLICY";
+
+/// What restricted egress sets the outgoing default policy to (`ufw default reject outgoing`).
+pub const RESTRICTED_OUTPUT: &str = "reject";
+
+/// The content of our record of the operator's outgoing policy (`value` lower-cased, as read).
+pub fn output_record(value: &str) -> String {
+    format!(
+        "# vorstream.firewall (ufw backend): ufw's default outgoing policy before host_firewall_egress\n\
+         # restricted set it to REJECT. It is put back when egress is open again; without this file\n\
+         # the outgoing policy is never changed back.\n\
+         {OUTPUT_POLICY_KEY}=\"{}\"\n",
+        value.to_uppercase()
+    )
+}
+
+/// The value (lower-cased) in a record written by [`output_record`]: one ufw's CLI can set.
+pub fn read_output_record(text: &str) -> Result<String, String> {
+    let value = read_settings(&[text])
+        .remove(&OUTPUT_POLICY_KEY.to_lowercase())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("no {OUTPUT_POLICY_KEY}=... line"))?;
+    match policy_word(&value) {
+        Some(_) => Ok(value),
+        None => Err(format!("the recorded outgoing policy '{value}' is not one ufw can set (ACCEPT, DROP or REJECT)")),
+    }
+}
+
+/// What becomes of our record of the outgoing policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// Leave it as it is (or absent).
+    Keep,
+    /// Write it with this value (lower-cased).
+    Write(String),
+    Remove,
+}
+
+/// What converging the outgoing default policy takes. See [`plan_output`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPlan {
+    /// The value (lower-cased) to set, `None` to leave the policy alone.
+    pub set: Option<String>,
+    /// What to do with the record.
+    pub record: Record,
+    /// The outgoing policy afterwards.
+    pub after: String,
+}
+
+/// Plan the outgoing default policy. `current` is `DEFAULT_OUTPUT_POLICY` (lower-cased),
+/// `recorded` what our record holds (`None`: no record).
+///
+/// * Restricted egress: the policy must be `reject`. If it is not, it is set, and the value it
+///   had is recorded, unless a record exists already (the policy the operator had before we
+///   first restricted egress stays the one to put back).
+/// * Open egress: with a record, the recorded policy is put back if the policy is still
+///   `reject`, and the record is removed; if the operator changed the policy since, it is left
+///   as it is (and the record removed). Without a record it is never changed: we never
+///   restricted it (an operator's own `reject` stays).
+pub fn plan_output(restricted: bool, current: &str, recorded: Option<&str>) -> Result<OutputPlan, String> {
+    if restricted {
+        if current == RESTRICTED_OUTPUT {
+            return Ok(OutputPlan { set: None, record: Record::Keep, after: current.into() });
+        }
+        let record = match recorded {
+            Some(_) => Record::Keep,
+            None if policy_word(current).is_none() => {
+                return Err(format!(
+                    "{OUTPUT_POLICY_KEY} is '{current}', not a policy ufw knows (ACCEPT, DROP or REJECT): \
+                     set it with `ufw default allow|deny|reject outgoing` first"
+                ))
+            }
+            None => Record::Write(current.into()),
+        };
+        return Ok(OutputPlan { set: Some(RESTRICTED_OUTPUT.into()), record, after: RESTRICTED_OUTPUT.into() });
+    }
+    let Some(recorded) = recorded else {
+        return Ok(OutputPlan { set: None, record: Record::Keep, after: current.into() });
+    };
+    if current != RESTRICTED_OUTPUT || recorded == current {
+        return Ok(OutputPlan { set: None, record: Record::Remove, after: current.into() });
+    }
+    if policy_word(recorded).is_none() {
+        return Err(format!(
+            "the recorded outgoing policy '{recorded}' is not one ufw can set (allow, deny or reject)"
+        ));
+    }
+    Ok(OutputPlan { set: Some(recorded.into()), record: Record::Remove, after: recorded.into() })
+}
+
 /// ufw's settings files (`/etc/default/ufw`, `/etc/ufw/ufw.conf`) as its `_get_defaults` reads
 /// them: lines matching `^\w+="?\w+"?`, key and value lower-cased, quotes stripped; a later file
 /// overrides an earlier one.
@@ -483,7 +713,6 @@ pub fn read_settings(texts: &[&str]) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use std::time::Instant;
-    use vorfw_core::policy::Accept;
 
     fn fixture(dir: &str, f: &str) -> String {
         let p = format!("{}/tests/fixtures/{dir}/{f}", env!("CARGO_MANIFEST_DIR"));
@@ -517,7 +746,49 @@ mod tests {
         rules.iter().filter(|r| r.family == fam).cloned().collect()
     }
 
-    const DIRS: [&str; 7] = ["pristine", "operator", "owned", "mixed", "stale", "mixed2", "enabled"];
+    /// [`fixture_policy`] with the egress accepts behind the egress fixtures
+    /// (the inbound accepts of [`fixture_policy`] plus the lockout guard, set `ctl`),
+    /// tests/fixtures/{mixed-egress,mixed-restricted,restricted}.
+    fn egress_policy(restricted: bool) -> Policy {
+        let mut p = fixture_policy();
+        p.sets.insert(("ctl".into(), Family::V4), vec![net("10.0.0.1/32")]);
+        p.sets.insert(("ctl".into(), Family::V6), vec![net("2001:db8::1/128")]);
+        for fam in [Family::V4, Family::V6] {
+            let a = Accept { set: "ctl".into(), family: fam, protocol: Proto::Tcp, port: 22 };
+            p.accepts.insert(a, [GUARD_ID.to_string()].into());
+        }
+        p.sets.insert(("dns".into(), Family::V4), vec![net("10.0.0.53/32")]);
+        p.sets.insert(("entra".into(), Family::V4), vec![net("20.190.128.0/18"), net("40.126.0.0/18")]);
+        p.sets.insert(("entra".into(), Family::V6), vec![net("2603:1006:2000::/48")]);
+        p.sets.insert(("o-any".into(), Family::V4), vec![net("0.0.0.0/0")]);
+        p.sets.insert(("o-any".into(), Family::V6), vec![net("::/0")]);
+        for (set, fam, proto, port) in [
+            ("o-any", Family::V6, Proto::Tcp, 8080),
+            ("entra", Family::V4, Proto::Tcp, 443),
+            ("dns", Family::V4, Proto::Udp, 53),
+            ("o-any", Family::V4, Proto::Tcp, 8080),
+            ("dns", Family::V4, Proto::Tcp, 53),
+            ("entra", Family::V6, Proto::Tcp, 443),
+        ] {
+            let a = Accept { set: set.into(), family: fam, protocol: proto, port };
+            p.egress.accepts.insert(a, Default::default());
+        }
+        p.egress.restricted = restricted;
+        p
+    }
+
+    const DIRS: [&str; 10] = [
+        "pristine",
+        "operator",
+        "owned",
+        "mixed",
+        "stale",
+        "mixed2",
+        "enabled",
+        "mixed-egress",
+        "mixed-restricted",
+        "restricted",
+    ];
 
     #[test]
     fn parse_render_roundtrip_is_byte_exact() {
@@ -718,7 +989,224 @@ mod tests {
         let op = "### tuple ### deny any any 0.0.0.0/0 any 10.0.0.99 in comment=6f70657261746f722064656e79";
         assert_eq!(describe_tuple(op, Family::V4), "deny any from 10.0.0.99 (operator deny)");
         let odd = "### tuple ### allow tcp 22 10.0.0.1 53 ::/0 out";
-        assert_eq!(describe_tuple(odd, Family::V6), "allow 22/tcp from any (v6) to 10.0.0.1 sport 53 out");
+        assert_eq!(describe_tuple(odd, Family::V6), "allow out 22/tcp to 10.0.0.1 sport 53");
+        let odd = "### tuple ### allow tcp 22 ::/0 any fd00::1 out";
+        assert_eq!(describe_tuple(odd, Family::V6), "allow out 22/tcp to any (v6) from fd00::1");
+        let odd = "### tuple ### allow tcp 22 10.0.0.1 any 0.0.0.0/0 in_eth0";
+        assert_eq!(describe_tuple(odd, Family::V4), "allow 22/tcp from any to 10.0.0.1 in_eth0");
+    }
+
+    #[test]
+    fn outbound_blocks_are_what_ufw_writes() {
+        // mixed-egress/ and mixed-restricted/ were written by ufw's CLI: the operator's rules,
+        // then `ufw allow proto ... comment 'vorfw:...'` for the inbound accepts,
+        // `ufw allow out proto tcp to 20.190.128.0/18 port 443 comment 'vorfw:entra'` etc. for
+        // the outbound ones and (restricted) `ufw allow out proto tcp from any port 22 to
+        // 10.0.0.1 comment 'vorfw:ctl'` for the guard's replies, in converge's order. From
+        // operator/, converge writes every byte.
+        for (restricted, dir) in [(false, "mixed-egress"), (true, "mixed-restricted")] {
+            let want = desired(&egress_policy(restricted));
+            for fam in [Family::V4, Family::V6] {
+                let p = plan_file(fam, &fixture("operator", file_name(fam)), &of(&want, fam)).unwrap();
+                assert_eq!(p.content, fixture(dir, file_name(fam)), "{dir}/{}", file_name(fam));
+                assert_eq!((p.added, p.removed, p.kept), (of(&want, fam).len(), 0, 5));
+            }
+        }
+        let want = desired(&egress_policy(true));
+        let out: Vec<&UfwRule> = want.iter().filter(|r| r.direction == Direction::Out).collect();
+        let entra = out.iter().find(|r| r.comment == "vorfw:entra").unwrap();
+        assert_eq!(
+            entra.tuple_line(),
+            "### tuple ### allow tcp 443 20.190.128.0/18 any 0.0.0.0/0 out comment=766f7266773a656e747261"
+        );
+        assert_eq!(entra.iptables_line(), "-A ufw-user-output -p tcp -d 20.190.128.0/18 --dport 443 -j ACCEPT");
+        assert_eq!(entra.to_string(), "allow out 443/tcp to 20.190.128.0/18 (vorfw:entra)");
+        let any4 = out.iter().find(|r| r.family == Family::V4 && r.comment == "vorfw:o-any").unwrap();
+        assert_eq!(
+            any4.tuple_line(),
+            "### tuple ### allow tcp 8080 0.0.0.0/0 any 0.0.0.0/0 out comment=766f7266773a6f2d616e79"
+        );
+        assert_eq!(any4.iptables_line(), "-A ufw-user-output -p tcp --dport 8080 -j ACCEPT");
+        assert_eq!(any4.to_string(), "allow out 8080/tcp to any (vorfw:o-any)");
+        let v6: Vec<&&UfwRule> = out.iter().filter(|r| r.family == Family::V6).collect();
+        assert_eq!(
+            v6[0].tuple_line(),
+            "### tuple ### allow tcp 443 2603:1006:2000::/48 any ::/0 out comment=766f7266773a656e747261"
+        );
+        assert_eq!(v6[0].iptables_line(), "-A ufw6-user-output -p tcp -d 2603:1006:2000::/48 --dport 443 -j ACCEPT");
+        assert_eq!(v6[1].iptables_line(), "-A ufw6-user-output -p tcp --dport 8080 -j ACCEPT");
+        assert_eq!(v6[1].to_string(), "allow out 8080/tcp to any (v6) (vorfw:o-any)");
+        let replies: Vec<&UfwRule> = want.iter().filter(|r| r.direction == Direction::Reply).collect();
+        assert_eq!(replies.len(), 2);
+        assert_eq!(
+            replies[0].tuple_line(),
+            "### tuple ### allow tcp any 10.0.0.1 22 0.0.0.0/0 out comment=766f7266773a63746c"
+        );
+        assert_eq!(replies[0].iptables_line(), "-A ufw-user-output -p tcp -d 10.0.0.1 --sport 22 -j ACCEPT");
+        assert_eq!(replies[0].to_string(), "allow out from port 22/tcp to 10.0.0.1 (vorfw:ctl)");
+        assert_eq!(replies[1].iptables_line(), "-A ufw6-user-output -p tcp -d 2001:db8::1 --sport 22 -j ACCEPT");
+        for r in &want {
+            assert_eq!(r.to_string(), describe_tuple(&r.tuple_line(), r.family));
+        }
+        // a reply rule to everyone (management sources 0.0.0.0/0)
+        let r = UfwRule { peer: net("0.0.0.0/0"), ..replies[0].clone() };
+        assert_eq!(r.tuple_line(), "### tuple ### allow tcp any 0.0.0.0/0 22 0.0.0.0/0 out comment=766f7266773a63746c");
+        assert_eq!(r.iptables_line(), "-A ufw-user-output -p tcp --sport 22 -j ACCEPT");
+        assert_eq!(r.to_string(), describe_tuple(&r.tuple_line(), r.family));
+    }
+
+    #[test]
+    fn outbound_rules_follow_the_inbound_ones_in_policy_order() {
+        let open = desired(&egress_policy(false));
+        let restricted = desired(&egress_policy(true));
+        let v4_in = "allow 8081/tcp from any (vorfw:a-user)\n\
+                     allow 22/tcp from 10.0.0.1 (vorfw:ctl)\n\
+                     allow 8301/tcp from 10.0.0.5 (vorfw:g-all)\n\
+                     allow 8301/tcp from 10.1.0.0/16 (vorfw:g-all)\n\
+                     allow 8301/udp from 10.0.0.5 (vorfw:g-all)\n\
+                     allow 8301/udp from 10.1.0.0/16 (vorfw:g-all)\n";
+        let v4_out = "allow out 53/tcp to 10.0.0.53 (vorfw:dns)\n\
+                      allow out 53/udp to 10.0.0.53 (vorfw:dns)\n\
+                      allow out 443/tcp to 20.190.128.0/18 (vorfw:entra)\n\
+                      allow out 443/tcp to 40.126.0.0/18 (vorfw:entra)\n\
+                      allow out 8080/tcp to any (vorfw:o-any)\n";
+        let v6_in = "allow 8081/tcp from any (v6) (vorfw:a-user)\n\
+                     allow 22/tcp from 2001:db8::1 (vorfw:ctl)\n\
+                     allow 8302/tcp from 2001:db8::5 (vorfw:g-all)\n\
+                     allow 8302/tcp from fd00::/8 (vorfw:g-all)\n";
+        let v6_out = "allow out 443/tcp to 2603:1006:2000::/48 (vorfw:entra)\n\
+                      allow out 8080/tcp to any (v6) (vorfw:o-any)\n";
+        assert_eq!(render(&open), format!("{v4_in}{v4_out}{v6_in}{v6_out}"));
+        assert_eq!(
+            render(&restricted),
+            format!(
+                "{v4_in}{v4_out}allow out from port 22/tcp to 10.0.0.1 (vorfw:ctl)\n\
+                 {v6_in}{v6_out}allow out from port 22/tcp to 2001:db8::1 (vorfw:ctl)\n"
+            )
+        );
+        // ufw read its files back as written: the --diff rendering of the converged files is
+        // the same text, and nothing is to be done
+        for (want, dir) in [(&open, "mixed-egress"), (&restricted, "mixed-restricted"), (&restricted, "restricted")] {
+            for fam in [Family::V4, Family::V6] {
+                let p = plan_file(fam, &fixture(dir, file_name(fam)), &of(want, fam)).unwrap();
+                assert!(!p.changed, "{dir}/{}", file_name(fam));
+                assert_eq!(p.before, p.after);
+                assert_eq!(p.after, render(&of(want, fam)));
+            }
+        }
+        // open → restricted adds the replies only
+        let p = plan_file(Family::V4, &fixture("mixed-egress", "user.rules"), &of(&restricted, Family::V4)).unwrap();
+        assert_eq!((p.added, p.removed), (1, 0));
+    }
+
+    #[test]
+    fn replies_only_for_management_accepts() {
+        let mut p = Policy::default();
+        p.sets.insert(("mgmt".into(), Family::V4), vec![net("10.0.0.0/24")]);
+        p.sets.insert(("g".into(), Family::V4), vec![net("10.0.1.0/24")]);
+        let mgmt = Matrix::embedded().management.clone();
+        let a = Accept { set: "mgmt".into(), family: Family::V4, protocol: Proto::Tcp, port: mgmt.port };
+        p.accepts.insert(a, [mgmt.id.clone()].into());
+        let a = Accept { set: "g".into(), family: Family::V4, protocol: Proto::Tcp, port: mgmt.port };
+        p.accepts.insert(a, ["some-rule".to_string()].into());
+        assert!(desired(&p).iter().all(|r| r.direction == Direction::In));
+        p.egress.restricted = true;
+        let replies: Vec<String> =
+            desired(&p).iter().filter(|r| r.direction == Direction::Reply).map(|r| r.to_string()).collect();
+        assert_eq!(replies, [format!("allow out from port {}/tcp to 10.0.0.0/24 (vorfw:mgmt)", mgmt.port)]);
+    }
+
+    #[test]
+    fn the_same_peer_in_and_out_makes_two_rules() {
+        let mut p = Policy::default();
+        p.sets.insert(("g".into(), Family::V4), vec![net("10.0.0.1/32")]);
+        p.sets.insert(("o".into(), Family::V4), vec![net("10.0.0.1/32"), net("10.0.0.2/32")]);
+        p.sets.insert(("o2".into(), Family::V4), vec![net("10.0.0.2/32")]);
+        accept(&mut p, "g", Family::V4, Proto::Tcp, 22);
+        for set in ["o", "o2"] {
+            let a = Accept { set: set.into(), family: Family::V4, protocol: Proto::Tcp, port: 22 };
+            p.egress.accepts.insert(a, Default::default());
+        }
+        assert_eq!(
+            render(&desired(&p)),
+            "allow 22/tcp from 10.0.0.1 (vorfw:g)\nallow out 22/tcp to 10.0.0.1 (vorfw:o)\nallow out 22/tcp to 10.0.0.2 (vorfw:o)\n"
+        );
+    }
+
+    #[test]
+    fn open_egress_removes_outbound_rules_only_when_the_policy_drops_them() {
+        // from mixed-egress/, the policy without the guard and egress accepts leaves mixed/
+        let want = desired(&fixture_policy());
+        for fam in [Family::V4, Family::V6] {
+            let p = plan_file(fam, &fixture("mixed-egress", file_name(fam)), &of(&want, fam)).unwrap();
+            assert_eq!(p.content, fixture("mixed", file_name(fam)));
+            let gone = if fam == Family::V4 { 1 + 5 } else { 1 + 2 };
+            assert_eq!((p.added, p.removed), (0, gone));
+            assert_eq!(
+                p.describe().unwrap(),
+                format!("{}: add 0 and remove {gone} owned rules, keep 5 operator rules", file_name(fam))
+            );
+            assert!(p.before.contains("allow out 8080/tcp to any"));
+            assert!(!p.after.contains(" out "));
+        }
+    }
+
+    #[test]
+    fn ufw_default_reject_outgoing_changes_one_line() {
+        // restricted/default-ufw is pristine/default-ufw after `ufw default reject outgoing`
+        let (before, after) = (fixture("pristine", "default-ufw"), fixture("restricted", "default-ufw"));
+        let changed: Vec<(&str, &str)> = before.lines().zip(after.lines()).filter(|(a, b)| a != b).collect();
+        assert_eq!(changed, [("DEFAULT_OUTPUT_POLICY=\"ACCEPT\"", "DEFAULT_OUTPUT_POLICY=\"REJECT\"")]);
+        assert_eq!(before.lines().count(), after.lines().count());
+        assert_eq!(read_settings(&[&before])["default_output_policy"], "accept");
+        assert_eq!(read_settings(&[&after])["default_output_policy"], RESTRICTED_OUTPUT);
+        assert!(fixture("restricted", "status-verbose.txt").contains("Default: deny (incoming), reject (outgoing)"));
+    }
+
+    #[test]
+    fn outgoing_policy_is_recorded_and_put_back() {
+        let plan = |r, c, rec| plan_output(r, c, rec).unwrap();
+        let out = |set: Option<&str>, record: Record, after: &str| OutputPlan {
+            set: set.map(String::from),
+            record,
+            after: after.into(),
+        };
+        // restricting: set reject, record what it was (once)
+        assert_eq!(plan(true, "accept", None), out(Some("reject"), Record::Write("accept".into()), "reject"));
+        assert_eq!(plan(true, "drop", None), out(Some("reject"), Record::Write("drop".into()), "reject"));
+        assert_eq!(plan(true, "accept", Some("drop")), out(Some("reject"), Record::Keep, "reject"));
+        assert_eq!(plan(true, "reject", Some("accept")), out(None, Record::Keep, "reject"));
+        // the operator's own reject: nothing to record, nothing to put back later
+        assert_eq!(plan(true, "reject", None), out(None, Record::Keep, "reject"));
+        assert_eq!(plan(false, "reject", None), out(None, Record::Keep, "reject"));
+        // open again: put back what was recorded
+        assert_eq!(plan(false, "reject", Some("accept")), out(Some("accept"), Record::Remove, "accept"));
+        assert_eq!(plan(false, "reject", Some("drop")), out(Some("drop"), Record::Remove, "drop"));
+        // ... unless the operator changed it since: leave it, forget the record
+        assert_eq!(plan(false, "drop", Some("accept")), out(None, Record::Remove, "drop"));
+        assert_eq!(plan(false, "reject", Some("reject")), out(None, Record::Remove, "reject"));
+        // never changed when never restricted
+        assert_eq!(plan(false, "accept", None), out(None, Record::Keep, "accept"));
+        assert_eq!(plan(false, "drop", None), out(None, Record::Keep, "drop"));
+        // values ufw's CLI cannot set
+        assert!(plan_output(true, "", None).unwrap_err().contains("DEFAULT_OUTPUT_POLICY is ''"));
+        assert!(plan_output(false, "reject", Some("bogus")).unwrap_err().contains("'bogus'"));
+        assert_eq!(plan(true, "bogus", Some("accept")), out(Some("reject"), Record::Keep, "reject"));
+    }
+
+    #[test]
+    fn the_record_reads_back() {
+        let text = output_record("accept");
+        assert!(text.ends_with("\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n"), "{text}");
+        assert!(text.lines().filter(|l| !l.starts_with('#')).count() == 1);
+        assert_eq!(read_output_record(&text).unwrap(), "accept");
+        assert_eq!(read_output_record("DEFAULT_OUTPUT_POLICY=DROP\n").unwrap(), "drop");
+        assert!(read_output_record("# nothing\n").unwrap_err().contains("no DEFAULT_OUTPUT_POLICY"));
+        assert!(read_output_record("DEFAULT_OUTPUT_POLICY=\"BOGUS\"\n").unwrap_err().contains("'bogus' is not one"));
+        assert_eq!(policy_word("accept"), Some("allow"));
+        assert_eq!(policy_word("drop"), Some("deny"));
+        assert_eq!(policy_word("reject"), Some("reject"));
+        assert_eq!(policy_word("accept_no_track"), None);
     }
 
     #[test]
