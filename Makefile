@@ -96,6 +96,7 @@ bench: setup build $(VENV)/.bench-stamp
 	tests/lab/lab.sh up
 	$(VENV)/bin/python bench/firewalld.py
 	$(VENV)/bin/python bench/scale.py
+	$(VENV)/bin/python bench/entra.py
 
 ## collection: the Galaxy tarball, with the built module binaries inside
 collection: build

@@ -47,7 +47,10 @@ description:
     peers' inbound rules), C(host_firewall_egress_extra_rules) and, on OIDC clients (Mid-Tier,
     Django, Vault, SDK), HTTPS to the Entra ID set; everything else is rejected. firewalld uses
     one owned policy object C(vorfw-egress) (HOST to ANY, target REJECT), nftables an output
-    chain in C(inet vorstream), ufw C(allow out) rules and a C(reject) outgoing default.
+    chain in C(inet vorstream), ufw C(allow out) rules and a C(reject) outgoing default (the
+    previous default is recorded in C(/etc/vorstream-firewall/ufw-output-policy) and restored
+    with C(open)). Replies of management SSH sessions are allowed out explicitly, so restricting
+    a host over Ansible's own SSH connection never cuts it.
   - B(Entra ID set) - on OIDC clients the Entra ID list the host holds (C(entra_state_dir), kept
     by the M(vorstream.firewall.entra_refresh) refresher) becomes the address set C(entra) with
     an outbound HTTPS accept, with open egress too, so it is always current. A restricted OIDC

@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use vorfw_core::policy::{object_name, Accept, Family, Policy};
+use vorfw_core::policy::{object_name, Accept, Family, Policy, GUARD_ID};
+use vorfw_core::Matrix;
 use vorfw_core::Proto;
 
 /// Our table, in the `inet` family (IPv4 and IPv6 in one).
@@ -95,6 +96,19 @@ pub fn script(p: &Policy) -> String {
         }
         accept_lines(&mut s, &p.egress.accepts, "daddr");
         if p.egress.restricted {
+            // Replies of management SSH sessions that began before conntrack saw them (a
+            // host's first converge over Ansible's own SSH connection).
+            let mgmt = &Matrix::embedded().management.id;
+            for a in p.accepts.iter().filter(|(_, ids)| ids.contains(mgmt) || ids.contains(GUARD_ID)).map(|(a, _)| a) {
+                let addr = if a.family == Family::V4 { "ip" } else { "ip6" };
+                let _ = writeln!(
+                    s,
+                    "\t\t{addr} daddr @{} {} sport {} accept",
+                    set_name(&a.set, a.family),
+                    a.protocol.as_str(),
+                    a.port
+                );
+            }
             let _ = writeln!(s, "\t\treject with icmpx type admin-prohibited");
         }
         let _ = writeln!(s, "\t}}");
