@@ -132,9 +132,34 @@ fn choose(backend: &str, firewalld_running: bool, ufw_active: bool) -> Result<&'
     })
 }
 
+/// An exclusive lock next to the record, held while the firewall is changed, so the weekly
+/// refresher and a playbook run never converge the same host at once. Released on drop.
+pub struct HostLock(#[allow(dead_code)] std::fs::File);
+
+pub fn lock() -> Result<HostLock, String> {
+    use std::os::unix::io::AsRawFd;
+    let path = record_path().with_file_name("lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; blocks until the other converge is done.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!("{}: cannot lock: {}", path.display(), std::io::Error::last_os_error()));
+    }
+    Ok(HostLock(f))
+}
+
 /// Converge the host to `req` with `facts`. Errors are plain sentences (the caller adds the
-/// host name); on error the backend has restored the previous state.
+/// host name); on error the backend has restored the previous state. Unless checking, holds
+/// the host lock (see [`lock`]).
 pub fn converge(req: &Request, facts: &HostFacts, check: bool) -> Result<Outcome, String> {
+    let _lock = if check { None } else { Some(lock()?) };
     let plan = &req.plan;
     let pol = policy::host(plan, req.controller, facts).map_err(|e| e.to_string())?;
     let backend = req.backend.clone().unwrap_or_else(|| plan.backend.clone());
