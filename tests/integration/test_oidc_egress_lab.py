@@ -50,8 +50,8 @@ def listeners():
     added = []
     for a in IN_SET + [IN_WEEK2]:
         plen = 128 if ":" in a else 32
-        subprocess.run(["ip", "addr", "add", f"{a}/{plen}", "dev", "vorlab0", "nodad"] if ":" in a
-                       else ["ip", "addr", "add", f"{a}/{plen}", "dev", "vorlab0"], check=True)
+        subprocess.run(["ip", "addr", "replace", f"{a}/{plen}", "dev", "vorlab0"] + (["nodad"] if ":" in a else []),
+                       check=True)
         added.append((a, plen))
     socks = []
     for a in IN_SET + [IN_WEEK2, OUTSIDE]:

@@ -12,7 +12,7 @@ pub struct Probe {
     pub dst: IpAddr,
     pub port: u16,
     pub protocol: &'static str,
-    /// `allowed` or `blocked`.
+    /// `allowed`, `blocked`, or `blocked-at-source` (the source's restricted egress stops it).
     pub expect: &'static str,
     pub label: String,
 }
@@ -48,6 +48,7 @@ fn ports(plans: &Plans, m: &Matrix, include_management: bool) -> BTreeSet<(u16, 
 pub fn probes(plans: &Plans, m: &Matrix, src: &str, include_management: bool) -> Vec<Probe> {
     let Some(s) = plans.hosts.iter().find(|h| h.name == src) else { return vec![] };
     let ports = ports(plans, m, include_management);
+    let restricted = s.options.egress == "restricted";
     let mut out = vec![];
     for t in plans.hosts.iter().filter(|t| t.name != s.name) {
         for dst in &t.addresses {
@@ -63,18 +64,27 @@ pub fn probes(plans: &Plans, m: &Matrix, src: &str, include_management: bool) ->
                     .filter(|r| t.peers(r).any(|net| mine.iter().any(|a| net.contains(a))))
                     .map(|r| &*r.id)
                     .collect();
-                let allowed = !ids.is_empty();
+                let admitted = !ids.is_empty();
+                let leaves = !restricted
+                    || s.outbound
+                        .iter()
+                        .any(|r| r.port == port && r.protocol == proto && s.peers(r).any(|net| net.contains(dst)))
+                    || s.options.egress_extra_rules.iter().any(|x| {
+                        x.port == port
+                            && x.protocols.iter().any(|p| p == proto.as_str())
+                            && x.destinations.iter().any(|net| net.contains(dst))
+                    });
+                let (expect, why) = match (admitted, leaves) {
+                    (true, true) => ("allowed", ids.into_iter().collect::<Vec<_>>().join(",")),
+                    (_, false) => ("blocked-at-source", "not in the source's egress".to_string()),
+                    (false, true) => ("blocked", "not in plan".to_string()),
+                };
                 out.push(Probe {
                     dst: *dst,
                     port,
                     protocol: proto.as_str(),
-                    expect: if allowed { "allowed" } else { "blocked" },
-                    label: format!(
-                        "{} -> {} {port}/{proto} ({})",
-                        s.name,
-                        t.name,
-                        if allowed { ids.into_iter().collect::<Vec<_>>().join(",") } else { "not in plan".into() }
-                    ),
+                    expect,
+                    label: format!("{} -> {} {port}/{proto} ({why})", s.name, t.name),
                 });
             }
         }

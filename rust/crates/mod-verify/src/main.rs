@@ -85,7 +85,7 @@ impl Report {
             "ok": ok,
             "mismatches": mismatches,
             "allowed_ok": count(&|r| r.ok && r.probe.expect == Expect::Allowed),
-            "blocked_ok": count(&|r| r.ok && r.probe.expect == Expect::Blocked),
+            "blocked_ok": count(&|r| r.ok && r.probe.expect != Expect::Allowed),
             "open": count(&|r| r.state == State::Open),
             "closed": count(&|r| r.state == State::Closed),
             "filtered": count(&|r| r.state == State::Filtered),
@@ -262,7 +262,8 @@ fn parse_probe(i: usize, item: &Value) -> Result<Probe, Vec<String>> {
             None
         }
         None => {
-            errors.push(format!("probes[{i}].expect must be a string (allowed or blocked), got {v}"));
+            errors
+                .push(format!("probes[{i}].expect must be a string (allowed, blocked or blocked-at-source), got {v}"));
             None
         }
     });
@@ -332,7 +333,7 @@ mod tests {
             "probes[2].dst: '10.0.0.300' is not an IP address",
             "probes[2].port: \"http\" is not an integer",
             "probes[2].protocol: 'icmp' is not one of tcp, udp",
-            "probes[2].expect: 'open' is not one of allowed, blocked",
+            "probes[2].expect: 'open' is not one of allowed, blocked, blocked-at-source",
             "probes[2].label must be a string, got 5",
             "probes[3]: unsupported key 'expected'",
             "probes[3].dst is required",

@@ -62,6 +62,12 @@ pub enum Expect {
     Allowed,
     /// The firewall drops or rejects the flow.
     Blocked,
+    /// The source's own restricted egress rejects the flow before it leaves. ufw rejects
+    /// outgoing traffic with a port-unreachable, which a local connect reports as refused, so
+    /// `closed` also satisfies this (the target's firewall would not admit a leak from here
+    /// anyway: the target side is proven by the probes of hosts whose egress lets it out).
+    #[serde(rename = "blocked-at-source")]
+    BlockedAtSource,
 }
 
 /// The observed outcome of a probe.
@@ -96,6 +102,7 @@ impl State {
         match expect {
             Expect::Allowed => self.is_allowed(),
             Expect::Blocked => self.is_blocked(),
+            Expect::BlockedAtSource => self.is_blocked() || self == State::Closed,
         }
     }
 
@@ -124,6 +131,7 @@ impl Expect {
         match self {
             Expect::Allowed => "allowed",
             Expect::Blocked => "blocked",
+            Expect::BlockedAtSource => "blocked-at-source",
         }
     }
 }
@@ -180,7 +188,8 @@ impl FromStr for Expect {
         match s.to_ascii_lowercase().as_str() {
             "allowed" => Ok(Expect::Allowed),
             "blocked" => Ok(Expect::Blocked),
-            _ => Err(ParseError { value: s.to_string(), expected: "allowed, blocked" }),
+            "blocked-at-source" => Ok(Expect::BlockedAtSource),
+            _ => Err(ParseError { value: s.to_string(), expected: "allowed, blocked, blocked-at-source" }),
         }
     }
 }
@@ -542,6 +551,9 @@ mod tests {
         }
         assert!(!State::Error.satisfies(Expect::Allowed));
         assert!(!State::Error.satisfies(Expect::Blocked));
+        assert!(State::Closed.satisfies(Expect::BlockedAtSource) && State::Filtered.satisfies(Expect::BlockedAtSource));
+        assert!(!State::Open.satisfies(Expect::BlockedAtSource));
+        assert_eq!("blocked-at-source".parse::<Expect>().unwrap(), Expect::BlockedAtSource);
     }
 
     #[test]
