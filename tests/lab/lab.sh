@@ -577,7 +577,7 @@ ensure_host() {
     mkdir -p "$d/log" "$d/ssh" "$d/etc"
     if ((FRESH)) || ! a=$(anchor_pid "$n"); then
         destroy_host "$n"
-        ((FRESH)) && rm -rf "${d:?}/etc"
+        ((FRESH)) && rm -rf "${d:?}/etc" "${d:?}/var-lib-vorstream-firewall" "${d:?}/libexec-vorstream-firewall"
         check_pristine
         seed_etc "$n"
         etc_hosts_text >"$d/etc/hosts"
