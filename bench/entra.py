@@ -107,7 +107,7 @@ def main() -> None:
         manual_first = timed_on(host, MANUAL[backend].replace("{f}", str(WEEK_A)))
         manual_update = timed_on(host, MANUAL[backend].replace("{f}", str(WEEK_B)))
         print(f"  {host + ' (' + backend + ')':22} {first:10.2f}s {update:13.2f}s {same:9.2f}s   "
-              f"{manual_first:.2f}s / {manual_update:.2f}s  (ratio {first / manual_first:.2f}x / {update / manual_update:.2f}x)")
+              f"{manual_first:.2f}s / {manual_update:.2f}s  (ratio {first / manual_first:.3f}x / {update / manual_update:.3f}x)")
     print(f"\nslowest full refresh + apply: {worst:.2f} s (target: well under 1 s)")
     subprocess.run([LAB, "down"], check=True, capture_output=True)
 
