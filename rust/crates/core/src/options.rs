@@ -403,14 +403,7 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
     let mut out = vec![];
     for (i, item) in list_value(VAR, v)?.iter().enumerate() {
         let obj = item.as_object().ok_or_else(|| Error::new(format!("{VAR}[{i}] must be a mapping, got {item}")))?;
-        let id = obj.get("id").and_then(Value::as_str).unwrap_or("").trim().to_string();
-        let at = if id.is_empty() { format!("{VAR}[{i}]") } else { format!("{VAR}[{i}] (id {id})") };
-        if id.is_empty() {
-            return Err(Error::new(format!("{at}: 'id' is required")));
-        }
-        if !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(Error::new(format!("{at}: id may hold only letters, digits, '-', '_' and '.'")));
-        }
+        let (id, at) = rule_id(VAR, i, obj)?;
         for k in obj.keys() {
             if !["id", "service", "group", "port", "protocols", "purpose", "source", "source_group", "sources"]
                 .contains(&k.as_str())
@@ -444,39 +437,10 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
                 )))
             }
         };
-        let port = match obj.get("port") {
-            Some(Value::Number(n)) => n.as_i64(),
-            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            Error::new(format!("{at}: 'port' must be a number, got {}", obj.get("port").unwrap_or(&Value::Null)))
-        })?;
-        if !(1..=65535).contains(&port) {
-            return Err(Error::new(format!("{at}: port {port} is out of range 1-65535")));
-        }
-        let protocols = match obj.get("protocols") {
-            None | Some(Value::Null) => vec!["tcp".to_string()],
-            Some(v) => {
-                let list = string_list(&format!("{at}: protocols"), v)?;
-                let mut p = vec![];
-                for s in list {
-                    let s = s.to_ascii_lowercase();
-                    if s != "tcp" && s != "udp" {
-                        return Err(Error::new(format!("{at}: invalid protocol '{s}' (expected tcp or udp)")));
-                    }
-                    if !p.contains(&s) {
-                        p.push(s);
-                    }
-                }
-                if p.is_empty() {
-                    return Err(Error::new(format!("{at}: 'protocols' is empty")));
-                }
-                p
-            }
-        };
+        let port = port(&at, obj.get("port"))?;
+        let protocols = protocols(&at, obj.get("protocols"))?;
         let purpose = text("purpose")?.unwrap_or_else(|| id.clone());
-        out.push(ExtraRule { id, target, port: port as u16, protocols, purpose, source });
+        out.push(ExtraRule { id, target, port, protocols, purpose, source });
     }
     Ok(out)
 }
@@ -561,6 +525,50 @@ mod tests {
         .unwrap();
         assert_eq!(o.admin_sources[0].to_string(), "10.0.0.0/8");
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn egress_options_are_validated() {
+        let o = opts(json!({})).unwrap();
+        assert_eq!((o.egress.as_str(), o.dns_servers.is_none(), o.entra), ("open", true, true));
+        let o = opts(json!({
+            "host_firewall_egress": "restricted",
+            "host_firewall_dns_servers": "10.0.0.53",
+            "host_firewall_entra": "no",
+            "host_firewall_egress_extra_rules": [{"id": "repo", "destinations": ["192.0.2.0/24"], "port": "8443"}],
+        }))
+        .unwrap();
+        assert_eq!(o.egress, "restricted");
+        assert_eq!(o.dns_servers, Some(vec!["10.0.0.53/32".parse().unwrap()]));
+        assert!(!o.entra);
+        assert_eq!(
+            (o.egress_extra_rules[0].port, o.egress_extra_rules[0].protocols.clone()),
+            (8443, vec!["tcp".into()])
+        );
+        for (v, msg) in [
+            (
+                json!({"host_firewall_egress": "closed"}),
+                "host_firewall_egress: invalid value 'closed' (expected one of: open, restricted)",
+            ),
+            (
+                json!({"host_firewall_entra": "maybe"}),
+                "host_firewall_entra: invalid value 'maybe' (expected true or false)",
+            ),
+            (
+                json!({"host_firewall_egress_extra_rules": [{"id": "x", "port": 1}]}),
+                "host_firewall_egress_extra_rules[0] (id x): 'destinations' (CIDRs) is required",
+            ),
+            (
+                json!({"host_firewall_egress_extra_rules": [{"id": "x", "destinations": ["10.0.0.0/8"], "port": 70000}]}),
+                "host_firewall_egress_extra_rules[0] (id x): port 70000 is out of range 1-65535",
+            ),
+            (
+                json!({"host_firewall_ntp_servers": ["pool.ntp.org"]}),
+                "host_firewall_ntp_servers: malformed CIDR 'pool.ntp.org'",
+            ),
+        ] {
+            assert_eq!(opts(v).unwrap_err().0, msg);
+        }
     }
 
     #[test]
