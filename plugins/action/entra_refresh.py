@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 
+from ansible.module_utils.json_utils import _filter_non_json_lines
 from ansible.plugins.action import ActionBase
 
 MISSING = "__VORFW_ENTRA_MISSING__"
@@ -48,9 +49,10 @@ class ActionModule(ActionBase):
             return dict(result, failed=True, rc=rc, stderr=err,
                         msg="host %s: Entra ID refresh failed; the firewall and the saved list are unchanged: %s" % (host, reason))
         try:
-            doc = json.loads(out)
+            # A tty (become, ssh) may merge stderr lines into stdout: keep the JSON document.
+            doc = json.loads(_filter_non_json_lines(out)[0])
         except ValueError:
-            return dict(result, failed=True, stdout=out, stderr=err, msg="host %s: the refresher printed no JSON report" % host)
+            return dict(result, failed=True, stdout=out, stderr=err, msg="host %s: the refresher printed no JSON report (rc %s)" % (host, rc))
         diff = doc.get("diff") or {}
         in_grace = diff.get("in_grace") or []
         result.update(
