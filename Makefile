@@ -79,8 +79,8 @@ lab-down:
 demo: setup build
 	@echo "== planning the example inventories"
 	@for inv in examples/single-tier.ini examples/multi-tier.yml; do bin/vorfw plan -i $$inv --format summary | tail -1 | sed "s|^# |$$inv: |"; done
-	@echo "== bringing the lab up (12 hosts, each with its own firewalld and sshd)"
-	tests/lab/lab.sh up
+	@echo "== bringing a fresh lab up (12 hosts, each with its own firewall, sshd and disk state)"
+	tests/lab/lab.sh up --fresh
 	@echo "== ansible-playbook playbooks/site.yml"
 	ansible-playbook $(LAB_INV) playbooks/site.yml
 	@echo "== proving every flow with real packets"
