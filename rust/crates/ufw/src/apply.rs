@@ -640,9 +640,8 @@ impl Backup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipnet::IpNet;
-    use vorfw_core::policy::Accept;
-    use vorfw_core::Proto;
+    // The policies behind the fixtures (tests/fixtures/generate.sh), shared with model's tests.
+    use crate::model::tests::{egress_policy, fixture_policy as policy};
 
     /// A scratch /etc/ufw + /etc/default/ufw + a fake ufw that logs its arguments and does
     /// what `script` says.
@@ -702,25 +701,6 @@ mod tests {
 
     fn fixture(dir: &str, f: &str) -> String {
         fs::read_to_string(format!("{}/tests/fixtures/{dir}/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
-
-    fn policy() -> Policy {
-        let net = |s: &str| s.parse::<IpNet>().unwrap();
-        let mut p = Policy::default();
-        p.sets.insert(("a-user".into(), Family::V4), vec![net("0.0.0.0/0")]);
-        p.sets.insert(("a-user".into(), Family::V6), vec![net("::/0")]);
-        p.sets.insert(("g-all".into(), Family::V4), vec![net("10.0.0.5/32"), net("10.1.0.0/16")]);
-        p.sets.insert(("g-all".into(), Family::V6), vec![net("2001:db8::5/128"), net("fd00::/8")]);
-        for (set, fam, proto, port) in [
-            ("a-user", Family::V4, Proto::Tcp, 8081),
-            ("a-user", Family::V6, Proto::Tcp, 8081),
-            ("g-all", Family::V4, Proto::Tcp, 8301),
-            ("g-all", Family::V4, Proto::Udp, 8301),
-            ("g-all", Family::V6, Proto::Tcp, 8302),
-        ] {
-            p.accepts.insert(Accept { set: set.into(), family: fam, protocol: proto, port }, Default::default());
-        }
-        p
     }
 
     #[test]
@@ -873,37 +853,6 @@ mod tests {
         v=$(echo "$2" | sed 's/allow/ACCEPT/;s/deny/DROP/;s/reject/REJECT/')
         sed -i "s/^DEFAULT_OUTPUT_POLICY=.*/DEFAULT_OUTPUT_POLICY=\"$v\"/" "$(dirname "$0")/default-ufw";;
         esac"#;
-
-    /// [`policy`] with the lockout guard and outbound accepts (the fixtures' mixed-egress/,
-    /// mixed-restricted/ and restricted/).
-    fn egress_policy(restricted: bool) -> Policy {
-        let net = |s: &str| s.parse::<IpNet>().unwrap();
-        let mut p = policy();
-        p.sets.insert(("ctl".into(), Family::V4), vec![net("10.0.0.1/32")]);
-        p.sets.insert(("ctl".into(), Family::V6), vec![net("2001:db8::1/128")]);
-        for fam in [Family::V4, Family::V6] {
-            let a = Accept { set: "ctl".into(), family: fam, protocol: Proto::Tcp, port: 22 };
-            p.accepts.insert(a, [vorfw_core::policy::GUARD_ID.to_string()].into());
-        }
-        p.sets.insert(("dns".into(), Family::V4), vec![net("10.0.0.53/32")]);
-        p.sets.insert(("entra".into(), Family::V4), vec![net("20.190.128.0/18"), net("40.126.0.0/18")]);
-        p.sets.insert(("entra".into(), Family::V6), vec![net("2603:1006:2000::/48")]);
-        p.sets.insert(("o-any".into(), Family::V4), vec![net("0.0.0.0/0")]);
-        p.sets.insert(("o-any".into(), Family::V6), vec![net("::/0")]);
-        for (set, fam, proto, port) in [
-            ("dns", Family::V4, Proto::Tcp, 53),
-            ("dns", Family::V4, Proto::Udp, 53),
-            ("entra", Family::V4, Proto::Tcp, 443),
-            ("entra", Family::V6, Proto::Tcp, 443),
-            ("o-any", Family::V4, Proto::Tcp, 8080),
-            ("o-any", Family::V6, Proto::Tcp, 8080),
-        ] {
-            let a = Accept { set: set.into(), family: fam, protocol: proto, port };
-            p.egress.accepts.insert(a, Default::default());
-        }
-        p.egress.restricted = restricted;
-        p
-    }
 
     impl Scratch {
         fn set_output(&self, value: &str) {

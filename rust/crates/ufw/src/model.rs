@@ -710,7 +710,7 @@ pub fn read_settings(texts: &[&str]) -> BTreeMap<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::Instant;
 
@@ -728,7 +728,7 @@ mod tests {
     }
 
     /// The policy behind tests/fixtures/{owned,mixed,mixed2} (see generate.sh).
-    fn fixture_policy() -> Policy {
+    pub(crate) fn fixture_policy() -> Policy {
         let mut p = Policy::default();
         p.sets.insert(("a-user".into(), Family::V4), vec![net("0.0.0.0/0")]);
         p.sets.insert(("a-user".into(), Family::V6), vec![net("::/0")]);
@@ -749,7 +749,7 @@ mod tests {
     /// [`fixture_policy`] with the egress accepts behind the egress fixtures
     /// (the inbound accepts of [`fixture_policy`] plus the lockout guard, set `ctl`),
     /// tests/fixtures/{mixed-egress,mixed-restricted,restricted}.
-    fn egress_policy(restricted: bool) -> Policy {
+    pub(crate) fn egress_policy(restricted: bool) -> Policy {
         let mut p = fixture_policy();
         p.sets.insert(("ctl".into(), Family::V4), vec![net("10.0.0.1/32")]);
         p.sets.insert(("ctl".into(), Family::V6), vec![net("2001:db8::1/128")]);
