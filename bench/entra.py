@@ -16,6 +16,7 @@ No traffic is sent anywhere: the prefixes only become set members and rules in l
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -32,6 +33,7 @@ BIN = "/usr/local/libexec/vorstream-firewall/vorfw-entra"
 STATE = "/var/lib/vorstream-firewall/bench-entra"
 JQ = """jq -r '.values[] | select(.name == "AzureActiveDirectory") | .properties.addressPrefixes[]'"""
 ITER = int(os.environ.get("BENCH_ENTRA_ITERATIONS", "10"))
+PORT = json.loads((ROOT / "data" / "port_matrix.json").read_text())["egress"]["identity_provider"]["port"]
 
 
 def on(host: str, script: str) -> str:
@@ -74,7 +76,7 @@ MANUAL = {
         firewall-cmd -q --permanent --ipset=vorfw-entra-4 --add-entries-from-file=/tmp/entra4.txt;
         firewall-cmd -q --reload; cp /tmp/entra4.txt /tmp/entra4.old""",
     "nftables": f"""{{ echo 'flush set inet vorstream entra-4'; echo "add element inet vorstream entra-4 {{ $({JQ} {{f}} | grep -v : | paste -sd,) }}"; }} | nft -f -""",
-    "ufw": f"""for p in $({JQ} {{f}} | grep -v :); do ufw allow out proto tcp to $p port 443 >/dev/null; done""",
+    "ufw": f"""for p in $({JQ} {{f}} | grep -v :); do ufw allow out proto tcp to $p port {PORT} >/dev/null; done""",
 }
 
 
