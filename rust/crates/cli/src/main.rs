@@ -75,7 +75,7 @@ fn main() {
             let _ = so.write_all(out.as_bytes()).and_then(|_| so.flush());
         }
         Err(e) => {
-            eprintln!("vorfw: error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "vorfw: error: {e:#}");
             std::process::exit(1);
         }
     }
@@ -121,7 +121,7 @@ fn plan(a: PlanArgs) -> Result<String> {
     let mut resolve = vorfw_shell::resolve;
     let mut plans = vorfw_core::plan(&inv, Matrix::embedded(), &mut resolve)?;
     for w in &plans.warnings {
-        eprintln!("vorfw: warning: {w}");
+        let _ = writeln!(std::io::stderr(), "vorfw: warning: {w}");
     }
     if let Some(limit) = &a.limit {
         let wanted: Vec<&str> = limit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();

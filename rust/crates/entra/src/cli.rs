@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{FeedConfig, ProxyMode, Source, DEFAULT_LINK_PREFIX, DEFAULT_STATE_DIR, DEFAULT_USER_AGENT};
+use crate::config::{FeedConfig, Limits, ProxyMode, Source, DEFAULT_LINK_PREFIX, DEFAULT_STATE_DIR, DEFAULT_USER_AGENT};
 use crate::error::{Error, ErrorKind};
 use crate::model::Cloud;
 use crate::refresh::{refresh, summary, Outcome};
@@ -69,12 +69,25 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Print the last refresh's status (exit 1 if it failed or none ran).
+    /// Print the last refresh's status. Exit 0 ok; 1 the last refresh failed or none ran;
+    /// 3 ok, with removals held; 4 the newest accepted file is older than --max-age.
     Status {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// The newest accepted file is stale past this age (0 turns the check off).
+        #[arg(long, default_value = "30d", value_parser = parse_duration)]
+        max_age: Duration,
+        /// Pretend the current time is this (RFC 3339), for tests and replays.
+        #[arg(long, hide = true, value_parser = parse_time)]
+        now: Option<SystemTime>,
     },
 }
+
+/// Exit codes of `status`, for monitoring.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_HELD: i32 = 3;
+pub const EXIT_STALE: i32 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -130,15 +143,42 @@ struct FeedArgs {
     /// Accept http:// URLs (internal mirror without TLS).
     #[arg(long)]
     allow_http: bool,
-    /// Largest share of published prefixes one update may remove (0.1 or 10%).
+    /// Largest share of published prefixes one file may remove before the removal is held
+    /// (0.1 or 10%).
     #[arg(long, default_value = "10%", value_parser = parse_share)]
     max_removal_share: f64,
     /// How long removed prefixes stay allowed (e.g. 14d).
     #[arg(long, default_value = "14d", value_parser = parse_duration)]
     grace: Duration,
-    /// Accept a mass removal, a backwards changeNumber, or a state for another cloud.
+    /// A held removal takes effect on this many consecutive new files without its prefixes
+    /// (the file that held it included).
+    #[arg(long, default_value_t = crate::config::DEFAULT_HOLD_REFRESHES, value_parser = clap::value_parser!(u32).range(1..))]
+    hold_refreshes: u32,
+    /// Apply held removals now (they enter the grace period), hold none of this file's, and
+    /// accept a state saved for another cloud.
     #[arg(long)]
     force: bool,
+    /// Refuse IPv4 prefixes wider than this length.
+    #[arg(long, default_value_t = Limits::default().widest_ipv4, value_parser = clap::value_parser!(u8).range(0..=32))]
+    widest_ipv4: u8,
+    /// Refuse IPv6 prefixes wider than this length.
+    #[arg(long, default_value_t = Limits::default().widest_ipv6, value_parser = clap::value_parser!(u8).range(0..=128))]
+    widest_ipv6: u8,
+    /// Accept prefixes in special-use ranges (private, loopback, documentation, ULA...): lab feeds only.
+    #[arg(long)]
+    allow_special_use: bool,
+    /// Refuse a file that adds more prefixes than this at once.
+    #[arg(long, default_value_t = Limits::default().max_additions)]
+    max_additions: usize,
+    /// Refuse a list with more prefixes than this.
+    #[arg(long, default_value_t = Limits::default().max_prefixes)]
+    max_prefixes: usize,
+    /// Refuse a changeNumber more than this above the highest accepted.
+    #[arg(long, default_value_t = Limits::default().max_change_number_jump)]
+    max_change_number_jump: u64,
+    /// Refuse the file unless its SHA-256 is this (a pinned mirror file).
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    sha256: Option<String>,
     /// Plain-text output path (default <state-dir>/prefixes.txt).
     #[arg(long)]
     text_out: Option<PathBuf>,
@@ -164,6 +204,14 @@ fn parse_share(s: &str) -> Result<f64, String> {
 }
 fn parse_time(s: &str) -> Result<SystemTime, String> {
     crate::time::parse(s)
+}
+fn parse_sha256(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t.to_ascii_lowercase())
+    } else {
+        Err(format!("{s:?} is not a SHA-256 (64 hex digits)"))
+    }
 }
 
 impl FeedArgs {
@@ -197,7 +245,17 @@ impl FeedArgs {
             allow_http: self.allow_http,
             max_removal_share: self.max_removal_share,
             grace: self.grace,
+            hold_refreshes: self.hold_refreshes,
             force: self.force,
+            limits: Limits {
+                widest_ipv4: self.widest_ipv4,
+                widest_ipv6: self.widest_ipv6,
+                allow_special_use: self.allow_special_use,
+                max_additions: self.max_additions,
+                max_prefixes: self.max_prefixes,
+                max_change_number_jump: self.max_change_number_jump,
+            },
+            expect_sha256: self.sha256.clone(),
             text_output: self.text_out.clone(),
             json_output: self.json_out.clone(),
         }
@@ -230,6 +288,10 @@ pub fn cli(args: Vec<String>) -> i32 {
 
 /// [`cli`], with the firewall applier that `apply` uses (binaries that link a firewall backend
 /// pass one; without it `apply` is refused).
+///
+/// Nothing here panics on a closed stdout or stderr (`vorfw-entra show | head`): everything a
+/// command prints is written once, after its work (and the state) is complete, and a write error
+/// on a closed pipe ends the command quietly with its exit code.
 pub fn cli_with(args: Vec<String>, applier: Option<Applier>) -> i32 {
     let parsed = match Cli::try_parse_from(args) {
         Ok(c) => c,
@@ -238,16 +300,56 @@ pub fn cli_with(args: Vec<String>, applier: Option<Applier>) -> i32 {
             return e.exit_code();
         }
     };
-    match run(parsed, applier) {
+    let mut out = Output::default();
+    let code = match run(parsed, applier, &mut out) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("vorfw-entra: error [{}]: {e}", e.kind());
-            1
+            out.err(format_args!("vorfw-entra: error [{}]: {e}", e.kind()));
+            EXIT_FAILED
         }
+    };
+    out.flush();
+    code
+}
+
+/// What a command prints, written at the end. Writes to a closed pipe are ignored.
+#[derive(Default)]
+struct Output {
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn line(&mut self, args: std::fmt::Arguments) {
+        use std::fmt::Write;
+        let _ = writeln!(self.stdout, "{args}");
+    }
+    fn err(&mut self, args: std::fmt::Arguments) {
+        use std::fmt::Write;
+        let _ = writeln!(self.stderr, "{args}");
+    }
+    fn flush(&mut self) {
+        use std::io::Write;
+        // Errors here (EPIPE from `| head`, a closed descriptor) are deliberately ignored: the
+        // command's work is done and its state consistent; there is nobody left to tell.
+        let _ = std::io::stderr().write_all(self.stderr.as_bytes());
+        let mut so = std::io::stdout().lock();
+        let _ = so.write_all(self.stdout.as_bytes()).and_then(|()| so.flush());
     }
 }
 
-fn run(cli: Cli, applier: Option<Applier>) -> Result<i32, Error> {
+macro_rules! outln {
+    ($o:expr, $($t:tt)*) => { $o.line(format_args!($($t)*)) };
+}
+macro_rules! errln {
+    ($o:expr, $($t:tt)*) => { $o.err(format_args!($($t)*)) };
+}
+
+fn json_text(v: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn run(cli: Cli, applier: Option<Applier>, out: &mut Output) -> Result<i32, Error> {
     let dir = cli.state_dir;
     match cli.cmd {
         Cmd::Apply { feed, check, format } => {
@@ -287,19 +389,20 @@ fn run(cli: Cli, applier: Option<Applier>) -> Result<i32, Error> {
                         "change_number": outcome.state.change_number,
                         "prefixes": outcome.state.counts(),
                         "diff": d,
+                        "held": outcome.state.held_status(),
                         "previous_effective": previous,
                         "effective": outcome.state.effective().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                         "firewall": {"changed": fw.changed, "summary": fw.summary, "detail": fw.detail},
                         "written": outcome.written,
                     });
-                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                    outln!(out, "{}", json_text(&doc));
                 }
                 Format::Text => {
-                    report(&outcome, Format::Text, check);
-                    println!("firewall: {}", fw.summary);
+                    report(out, &outcome, Format::Text, check);
+                    outln!(out, "firewall: {}", fw.summary);
                 }
             }
-            Ok(0)
+            Ok(EXIT_OK)
         }
         Cmd::Fetch { feed, dry_run, save_source, format } => {
             let cfg = feed.config();
@@ -308,14 +411,14 @@ fn run(cli: Cli, applier: Option<Applier>) -> Result<i32, Error> {
             if let Some(path) = &save_source {
                 state::atomic_write(path, &outcome.raw)?;
             }
-            report(&outcome, format, dry_run);
-            Ok(0)
+            report(out, &outcome, format, dry_run);
+            Ok(EXIT_OK)
         }
         Cmd::Diff { feed, format } => {
             let cfg = feed.config();
             let outcome = refresh(&cfg, &dir, feed.now.unwrap_or_else(SystemTime::now), true)?;
-            report(&outcome, format, true);
-            Ok(0)
+            report(out, &outcome, format, true);
+            Ok(EXIT_OK)
         }
         Cmd::Show { format } => {
             let Some(st) = state::load_state(&dir)? else {
@@ -325,48 +428,117 @@ fn run(cli: Cli, applier: Option<Applier>) -> Result<i32, Error> {
                 ));
             };
             match format {
-                Format::Text => print!("{}", st.render_text()),
-                Format::Json => print!("{}", st.render_json()),
+                Format::Text => out.stdout.push_str(&st.render_text()),
+                Format::Json => out.stdout.push_str(&st.render_json()),
             }
-            Ok(0)
+            Ok(EXIT_OK)
         }
-        Cmd::Status { format } => {
-            let Some(s) = state::load_status(&dir)? else {
-                match format {
-                    Format::Text => println!("no refresh recorded in {}", dir.display()),
-                    Format::Json => println!("{{\"ok\": false, \"message\": \"no refresh recorded\"}}"),
-                }
-                return Ok(1);
-            };
-            match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default()),
-                Format::Text => {
-                    let when = crate::time::format(s.time);
-                    let last = s.last_success.map_or("never".to_string(), crate::time::format);
-                    let word = if s.ok { "OK" } else { "FAILED" };
-                    println!("{word} at {when}: {}", s.message);
-                    if let Some(k) = &s.error_kind {
-                        println!("error kind: {k}");
-                    }
-                    println!(
-                        "list in force: changeNumber {}, {} prefixes ({} IPv4, {} IPv6, {} in grace); last success {last}",
-                        s.change_number.map_or("-".to_string(), |n| n.to_string()),
-                        s.prefixes.effective,
-                        s.prefixes.ipv4,
-                        s.prefixes.ipv6,
-                        s.prefixes.in_grace
-                    );
-                    for w in &s.warnings {
-                        println!("warning: {w}");
-                    }
-                }
-            }
-            Ok(if s.ok { 0 } else { 1 })
-        }
+        Cmd::Status { format, max_age, now } => status(out, &dir, format, max_age, now.unwrap_or_else(SystemTime::now)),
     }
 }
 
-fn report(o: &Outcome, format: Format, dry_run: bool) {
+/// `status`: the last refresh, the held removals, the age of the newest accepted file.
+fn status(out: &mut Output, dir: &std::path::Path, format: Format, max_age: Duration, now: SystemTime) -> Result<i32, Error> {
+    let Some(mut s) = state::load_status(dir)? else {
+        match format {
+            Format::Text => outln!(out, "no refresh recorded in {}", dir.display()),
+            Format::Json => outln!(out, "{}", json_text(&serde_json::json!({"ok": false, "condition": "failed", "message": "no refresh recorded"}))),
+        }
+        return Ok(EXIT_FAILED);
+    };
+    // The age is the file's age now, not when the status was written.
+    if let Some(f) = s.newest_file.as_mut() {
+        f.age_secs = now.duration_since(f.accepted_at).map(|d| d.as_secs()).unwrap_or(0);
+    }
+    let age = s.newest_file.as_ref().map(|f| Duration::from_secs(f.age_secs));
+    let stale = !max_age.is_zero() && age.is_some_and(|a| a > max_age);
+    let code = if !s.ok {
+        EXIT_FAILED
+    } else if stale {
+        EXIT_STALE
+    } else if !s.held.is_empty() {
+        EXIT_HELD
+    } else {
+        EXIT_OK
+    };
+    match format {
+        Format::Json => {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["stale"] = stale.into();
+            v["max_age_secs"] = max_age.as_secs().into();
+            v["exit_code"] = code.into();
+            outln!(out, "{}", json_text(&v));
+        }
+        Format::Text => {
+            let when = crate::time::format(s.time);
+            let last = s.last_success.map_or("never".to_string(), crate::time::format);
+            let word = match s.condition {
+                crate::state::Condition::Ok => "OK",
+                crate::state::Condition::Held => "OK, REMOVALS HELD",
+                crate::state::Condition::Failed => "FAILED",
+            };
+            outln!(out, "{word} at {when}: {}", s.message);
+            if let Some(k) = &s.error_kind {
+                outln!(out, "error kind: {k}");
+            }
+            outln!(
+                out,
+                "list in force: changeNumber {}, {} prefixes ({} IPv4, {} IPv6, {} in grace, {} held); last success {last}",
+                s.change_number.map_or("-".to_string(), |n| n.to_string()),
+                s.prefixes.effective,
+                s.prefixes.ipv4,
+                s.prefixes.ipv6,
+                s.prefixes.in_grace,
+                s.prefixes.held
+            );
+            for h in &s.held {
+                outln!(
+                    out,
+                    "held since {}: {} prefix(es) ({}; {}): still allowed; the removal takes effect on the {} \
+                     consecutive new file without them ({} more, expected {}), or with --force",
+                    crate::time::format(h.since),
+                    h.prefixes.len(),
+                    h.reason,
+                    h.detail,
+                    ordinal(h.needed),
+                    h.remaining_files,
+                    crate::time::format(h.expected_at)
+                );
+                outln!(out, "  {}", h.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" "));
+            }
+            if let Some(f) = &s.newest_file {
+                outln!(
+                    out,
+                    "newest accepted file: {} (changeNumber {}), first accepted {}, {} ago{}",
+                    f.file_name.as_deref().unwrap_or("-"),
+                    f.change_number,
+                    crate::time::format(f.accepted_at),
+                    humantime::format_duration(Duration::from_secs(f.age_secs / 3600 * 3600)),
+                    if stale {
+                        format!(" - STALE (older than {})", humantime::format_duration(max_age))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            s.warnings.iter().for_each(|w| outln!(out, "warning: {w}"));
+        }
+    }
+    Ok(code)
+}
+
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+fn report(out: &mut Output, o: &Outcome, format: Format, dry_run: bool) {
     let d = &o.diff;
     match format {
         Format::Json => {
@@ -379,38 +551,49 @@ fn report(o: &Outcome, format: Format, dry_run: bool) {
                 "change_number": o.state.change_number,
                 "prefixes": o.state.counts(),
                 "diff": d,
+                "held": o.state.held_status(),
                 "notes": o.notes,
                 "written": o.written,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!(out, "{}", json_text(&doc));
         }
         Format::Text => {
             let verb = if dry_run { "would apply" } else { "applied" };
-            println!("{verb} {} from {}", o.state.file_name.as_deref().unwrap_or("file"), o.source);
-            println!("{}", summary(o));
+            outln!(out, "{verb} {} from {}", o.state.file_name.as_deref().unwrap_or("file"), o.source);
+            outln!(out, "{}", summary(o));
             if d.previous_change_number.is_none() {
                 // A first list is all additions; `show` lists it.
-                println!("(first list for this state directory; `vorfw-entra show` lists it)");
+                outln!(out, "(first list for this state directory; `vorfw-entra show` lists it)");
             } else {
                 for p in &d.added {
-                    println!("+ {p}");
+                    outln!(out, "+ {p}");
                 }
             }
             for p in &d.removed {
                 let until = d.in_grace.iter().find(|g| g.prefix == *p).map(|g| crate::time::format(g.expires_at));
                 match until {
-                    Some(t) => println!("- {p} (removed; allowed until {t})"),
-                    None => println!("- {p} (removed)"),
+                    Some(t) => outln!(out, "- {p} (removed; allowed until {t})"),
+                    None => outln!(out, "- {p} (removed)"),
+                }
+            }
+            for p in &d.held {
+                outln!(out, "! {p} (removal held; still allowed)");
+            }
+            for p in &d.confirmed {
+                let until = d.in_grace.iter().find(|g| g.prefix == *p).map(|g| crate::time::format(g.expires_at));
+                match until {
+                    Some(t) => outln!(out, "- {p} (held removal confirmed; allowed until {t})"),
+                    None => outln!(out, "- {p} (held removal confirmed)"),
                 }
             }
             for p in &d.restored {
-                println!("= {p} (published again)");
+                outln!(out, "= {p} (published again)");
             }
             for p in &d.expired {
-                println!("x {p} (grace over)");
+                outln!(out, "x {p} (grace over)");
             }
             for w in d.warnings.iter().chain(&o.notes) {
-                eprintln!("warning: {w}");
+                errln!(out, "warning: {w}");
             }
         }
     }

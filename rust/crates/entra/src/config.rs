@@ -40,6 +40,46 @@ impl Source {
     }
 }
 
+/// A held removal takes effect on this many consecutive new files without its prefixes.
+pub const DEFAULT_HOLD_REFRESHES: u32 = 4;
+
+/// What a plausible file looks like. Microsoft's real AzureActiveDirectory lists (2019-2025, all
+/// three clouds) hold 37 to 216 prefixes, the widest a /18 (IPv4) and a /48 (IPv6); at most 53
+/// were added in one week; the top-level changeNumber grows by about one a week. The defaults
+/// leave a wide margin around that and stop what would widen egress to a large part of the
+/// Internet (`0.0.0.0/0`), to the operator's own networks (private, loopback, ... ranges), or
+/// overflow a firewall (ufw makes one rule per prefix, a firewalld ipset holds 65,536).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The shortest IPv4 prefix length accepted (16: nothing wider than a /16).
+    pub widest_ipv4: u8,
+    /// The shortest IPv6 prefix length accepted (32).
+    pub widest_ipv6: u8,
+    /// Accept prefixes in special-use ranges (RFC 6890 and the IANA registries: private,
+    /// loopback, link-local, multicast, documentation, CGNAT, ULA, ...). Only a lab feed whose
+    /// addresses are lab addresses sets it.
+    pub allow_special_use: bool,
+    /// Most prefixes one file may add to an existing list.
+    pub max_additions: usize,
+    /// Most prefixes a list may hold (after the union of the tags).
+    pub max_prefixes: usize,
+    /// How far the top-level changeNumber may move past the highest one accepted.
+    pub max_change_number_jump: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            widest_ipv4: 16,
+            widest_ipv6: 32,
+            allow_special_use: false,
+            max_additions: 500,
+            max_prefixes: 5000,
+            max_change_number_jump: 1000,
+        }
+    }
+}
+
 /// Which HTTP(S) proxy to use.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum ProxyMode {
@@ -77,12 +117,21 @@ pub struct FeedConfig {
     pub proxy: ProxyMode,
     /// Accept `http://` URLs (an internal mirror without TLS). Off by default.
     pub allow_http: bool,
-    /// Largest share (0.0..=1.0) of the published prefixes one update may remove.
+    /// Largest share (0.0..=1.0) of the published prefixes one file may remove without the
+    /// removal being held.
     pub max_removal_share: f64,
     /// How long a removed prefix stays in the effective list.
     pub grace: Duration,
-    /// Accept a mass removal, a backwards changeNumber, or a state saved for another cloud.
+    /// A held removal takes effect on the `hold_refreshes`-th consecutive new file that still
+    /// lacks its prefixes (the file that held it counts as the first). At least 1.
+    pub hold_refreshes: u32,
+    /// Apply held removals now (they enter the grace period, counted from their first absence),
+    /// do not hold this file's removals, and accept a state saved for another cloud.
     pub force: bool,
+    /// Plausibility limits: every one is a refusal that names the prefix or figure.
+    pub limits: Limits,
+    /// The file's SHA-256 (hex), when the source is pinned (a mirror serving a known file).
+    pub expect_sha256: Option<String>,
     /// The plain-text output (one CIDR per line); default `<state dir>/prefixes.txt`.
     pub text_output: Option<PathBuf>,
     /// The JSON output; default `<state dir>/prefixes.json`.
@@ -92,7 +141,7 @@ pub struct FeedConfig {
 impl FeedConfig {
     /// Defaults: discovery from Microsoft's page for `cloud`, tag `AzureActiveDirectory`,
     /// 60 s per request, 10 s connect, 3 retries from 2 s, 16 MiB cap, 10 % removal share,
-    /// 14 days grace.
+    /// 14 days grace, held removals take effect on the 4th file, [`Limits::default`].
     pub fn new(cloud: Cloud) -> Self {
         FeedConfig {
             source: Source::discover(cloud),
@@ -109,7 +158,10 @@ impl FeedConfig {
             allow_http: false,
             max_removal_share: 0.10,
             grace: Duration::from_secs(14 * 24 * 3600),
+            hold_refreshes: DEFAULT_HOLD_REFRESHES,
             force: false,
+            limits: Limits::default(),
+            expect_sha256: None,
             text_output: None,
             json_output: None,
         }

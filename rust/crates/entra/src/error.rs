@@ -32,10 +32,11 @@ pub enum ErrorKind {
     InvalidPrefix,
     /// The configured tags hold no prefixes.
     Empty,
-    /// The file's changeNumber is lower than the one last applied.
-    ChangeNumberBackwards,
-    /// The update removes a larger share of the prefixes than allowed.
-    MassRemoval,
+    /// The file fails a plausibility limit: a prefix too wide or in a special-use range, too many
+    /// prefixes or additions, a changeNumber jump (see [`crate::Limits`]).
+    Implausible,
+    /// The file's SHA-256 is not the pinned one.
+    Checksum,
     /// Reading or writing the state directory failed, or the saved state is unreadable.
     State,
     /// Another refresh holds the state directory's lock.
@@ -61,8 +62,8 @@ impl ErrorKind {
             ErrorKind::MissingTag => "missing_tag",
             ErrorKind::InvalidPrefix => "invalid_prefix",
             ErrorKind::Empty => "empty",
-            ErrorKind::ChangeNumberBackwards => "change_number_backwards",
-            ErrorKind::MassRemoval => "mass_removal",
+            ErrorKind::Implausible => "implausible",
+            ErrorKind::Checksum => "checksum",
             ErrorKind::State => "state",
             ErrorKind::Locked => "locked",
             ErrorKind::Apply => "apply",

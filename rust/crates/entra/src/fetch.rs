@@ -109,54 +109,104 @@ fn last_segment(url: &str) -> Option<String> {
 /// Find the link to `ServiceTags_<Cloud>_<YYYYMMDD>.json` under `link_prefix` in a download
 /// details page. Tolerates the link being written inside a script as JSON (`\/` or `\u002f`
 /// for `/`). With several different links, the one with the latest date wins (and a note says so).
+///
+/// One pass over the page (linear in its size, whatever the number of links): the page is cut
+/// into runs of URL characters, and every run that mentions `ServiceTags_` is classified. When no
+/// link is usable, the error lists the `ServiceTags_` links seen and why each was rejected.
 pub fn find_download_link(page: &str, link_prefix: &str, cloud: Cloud) -> Result<(String, Vec<String>)> {
     let page = page.replace("\\/", "/").replace("\\u002f", "/").replace("\\u002F", "/");
-    let lower = page.to_ascii_lowercase();
-    let needle = link_prefix.to_ascii_lowercase();
+    let prefix = link_prefix.to_ascii_lowercase();
     let want = format!("ServiceTags_{}_", cloud.name());
-    let mut found: Vec<(String, String)> = Vec::new(); // (date, url)
-    let mut other_clouds = 0;
-    let mut from = 0;
-    while let Some(pos) = lower[from..].find(&needle) {
-        let start = from + pos;
-        let end = page[start..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "-._~/:%".contains(c)))
-            .map_or(page.len(), |n| start + n);
-        from = start + needle.len();
-        let candidate = &page[start..end];
-        let name = candidate.rsplit('/').next().unwrap_or("");
-        if let Some(date) = name.strip_prefix(want.as_str()).and_then(|r| r.strip_suffix(".json")) {
-            if is_date(date) && !found.iter().any(|(_, u)| u == candidate) {
-                found.push((date.to_string(), candidate.to_string()));
+    let mut found: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new(); // url -> date
+    let mut rejected: Vec<(String, String)> = Vec::new(); // (link, why), the first few
+    let mut rejected_count = 0usize;
+    let mut seen_rejected: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let url_char = |c: char| c.is_ascii_alphanumeric() || "-._~/:%?=&+".contains(c);
+    for token in page.split(|c: char| !url_char(c)) {
+        // Cheap filter first: most runs are words.
+        if token.len() < 12 || !contains_ignore_case(token, "servicetags_") {
+            continue;
+        }
+        if !token.contains("://") {
+            continue; // the file name as text, not a link
+        }
+        let why = link_rejection(token, &prefix, &want);
+        match why {
+            None => {
+                let name = token.rsplit('/').next().unwrap_or("");
+                let date = name[want.len()..name.len() - ".json".len()].to_string();
+                found.insert(token.to_string(), date);
             }
-        } else if name.starts_with("ServiceTags_") {
-            other_clouds += 1;
+            Some(why) => {
+                if seen_rejected.insert(token) {
+                    rejected_count += 1;
+                    if rejected.len() < 10 {
+                        rejected.push((token.to_string(), why));
+                    }
+                }
+            }
         }
     }
-    found.sort();
     let mut notes = Vec::new();
-    match found.len() {
-        0 => {
-            let extra = if other_clouds > 0 {
-                format!(" ({other_clouds} link(s) to another cloud's file)")
+    if found.is_empty() {
+        let seen = if rejected.is_empty() {
+            " (the page mentions no ServiceTags_ link at all)".to_string()
+        } else {
+            let more = if rejected_count > rejected.len() {
+                format!("; and {} more", rejected_count - rejected.len())
             } else {
                 String::new()
             };
-            Err(Error::new(
-                ErrorKind::Discovery,
-                format!("no link to {want}<YYYYMMDD>.json under {link_prefix} found{extra}"),
-            ))
-        }
-        n => {
-            if n > 1 {
-                notes.push(format!(
-                    "the details page links {n} different files ({}); using the latest",
-                    found.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(", ")
-                ));
-            }
-            Ok((found.pop().map(|(_, u)| u).unwrap_or_default(), notes))
-        }
+            format!(
+                "; ServiceTags_ links seen: {}{more}",
+                rejected.iter().map(|(l, w)| format!("{l} ({w})")).collect::<Vec<_>>().join("; ")
+            )
+        };
+        return Err(Error::new(
+            ErrorKind::Discovery,
+            format!("no link to {want}<YYYYMMDD>.json under {link_prefix} found{seen}"),
+        ));
     }
+    let mut by_date: Vec<(&String, &String)> = found.iter().map(|(u, d)| (d, u)).collect();
+    by_date.sort();
+    if by_date.len() > 1 {
+        notes.push(format!(
+            "the details page links {} different files ({}); using the latest",
+            by_date.len(),
+            by_date.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok((by_date.last().map(|(_, u)| (*u).clone()).unwrap_or_default(), notes))
+}
+
+fn contains_ignore_case(hay: &str, needle_lower: &str) -> bool {
+    let n = needle_lower.as_bytes();
+    hay.as_bytes().windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+/// Why a run of URL characters that mentions `ServiceTags_` is not the wanted link (None: it is).
+fn link_rejection(token: &str, prefix_lower: &str, want: &str) -> Option<String> {
+    let starts = token.len() >= prefix_lower.len()
+        && token.as_bytes()[..prefix_lower.len()].eq_ignore_ascii_case(prefix_lower.as_bytes());
+    let name = token.rsplit('/').next().unwrap_or("");
+    if !starts {
+        return Some(format!("not under {prefix_lower}"));
+    }
+    let Some(rest) = name.strip_prefix(want) else {
+        let cloud = name.split('_').nth(1).unwrap_or("");
+        return Some(if name.starts_with("ServiceTags_") {
+            format!("another cloud's file ({cloud})")
+        } else {
+            format!("the file name {name:?} is not {want}<YYYYMMDD>.json")
+        });
+    };
+    let Some(date) = rest.strip_suffix(".json") else {
+        return Some(format!("the file name {name:?} does not end in .json"));
+    };
+    if !is_date(date) {
+        return Some(format!("{date:?} is not a YYYYMMDD date"));
+    }
+    None
 }
 
 fn is_date(s: &str) -> bool {
@@ -409,6 +459,54 @@ mod tests {
         let bad_date = LINK.replace("20250721", "20251341");
         assert!(find_download_link(&bad_date, prefix, Cloud::Public).is_err());
         assert!(find_download_link("<html>nothing</html>", prefix, Cloud::Public).is_err());
+    }
+
+    #[test]
+    fn a_failed_discovery_lists_the_links_it_saw_and_why() {
+        let prefix = crate::config::DEFAULT_LINK_PREFIX;
+        let page = format!(
+            "<a href=\"{}\">x</a> <a href='{}'>y</a> {} {} ServiceTags_Public_20250721.json",
+            LINK.replace("download.microsoft.com", "mirror.example"),
+            LINK.replace("Public", "China"),
+            LINK.replace("20250721", "2025072"),
+            LINK.replace(".json", ".zip"),
+        );
+        let e = find_download_link(&page, prefix, Cloud::Public).unwrap_err();
+        let m = e.message();
+        assert!(m.contains("https://mirror.example/download/") && m.contains("(not under https://download.microsoft.com/download/)"), "{m}");
+        assert!(m.contains("another cloud's file (China)"), "{m}");
+        assert!(m.contains("\"2025072\" is not a YYYYMMDD date"), "{m}");
+        assert!(m.contains("does not end in .json"), "{m}");
+        let e = find_download_link("<html>no links</html>", prefix, Cloud::Public).unwrap_err();
+        assert!(e.message().contains("mentions no ServiceTags_ link"), "{e}");
+    }
+
+    #[test]
+    fn discovery_is_linear_in_the_page_size() {
+        // 40,000 distinct links took 36 s with the old quadratic de-duplication. Compare 10,000
+        // with 40,000 links: linear work grows 4x, quadratic 16x.
+        let prefix = crate::config::DEFAULT_LINK_PREFIX;
+        let page = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!("<a href=\"https://download.microsoft.com/download/{i}/ServiceTags_Public_20{:06}.json\">f</a>\n", 250101 + i % 28))
+                .collect()
+        };
+        let time = |p: &str| {
+            (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let (link, notes) = find_download_link(p, prefix, Cloud::Public).unwrap();
+                    assert!(link.ends_with("_20250128.json") && notes.len() == 1, "{link}");
+                    t.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let (small, big) = (page(10_000), page(40_000));
+        let (a, b) = (time(&small), time(&big));
+        let ratio = b.as_secs_f64() / a.as_secs_f64().max(1e-6);
+        eprintln!("discovery: 10,000 links {a:?}, 40,000 links {b:?} (ratio {ratio:.1})");
+        assert!(ratio < 9.0, "40,000 links took {ratio:.1}x the time of 10,000: not linear");
     }
 
     #[test]

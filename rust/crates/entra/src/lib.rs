@@ -10,8 +10,9 @@
 //!   local file; HTTPS via rustls (pure-Rust crypto, no OpenSSL, no C compiler), a User-Agent,
 //!   proxies from the environment, time limits, bounded retries, a body cap.
 //! * [`parse`] and [`extract`]: the JSON, tolerant of format drift, strict about CIDRs.
-//! * [`validate_and_merge`]: cloud, tags, CIDRs, non-empty, changeNumber not going backwards,
-//!   no mass removal unless forced; additions at once, removals after a grace period.
+//! * [`validate_and_merge`]: cloud, tags, CIDRs, non-empty, the [`plausible`] limits; additions
+//!   at once, removals after a grace period, mass removals and removals from a lower changeNumber
+//!   held until later files confirm them.
 //! * [`refresh`] / [`refresh_with`]: the whole cycle against a state directory, with atomic
 //!   writes, a status file for monitoring, and a hook to apply the list to a firewall before the
 //!   state is committed.
@@ -28,13 +29,14 @@ mod error;
 mod fetch;
 mod merge;
 mod model;
+pub mod plausible;
 mod refresh;
 mod state;
 pub mod time;
 
 pub use cli::{cli, cli_with, host_applier, Applier, ApplyReport};
 pub use config::{
-    FeedConfig, ProxyMode, Source, DEFAULT_LINK_PREFIX, DEFAULT_MAX_BYTES, DEFAULT_STATE_DIR, DEFAULT_TAG,
+    FeedConfig, Limits, ProxyMode, Source, DEFAULT_HOLD_REFRESHES, DEFAULT_LINK_PREFIX, DEFAULT_MAX_BYTES, DEFAULT_STATE_DIR, DEFAULT_TAG,
     DEFAULT_USER_AGENT,
 };
 pub use error::{Error, ErrorKind, Result};
@@ -46,6 +48,6 @@ pub use model::{
 };
 pub use refresh::{refresh, refresh_with, summary, Outcome};
 pub use state::{
-    atomic_write, load_state, load_status, lock_dir, save_state, write_outputs, write_status, Counts, DirLock,
-    HistoryEntry, OutputPaths, PrefixEntry, State, Status, HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE, TEXT_FILE,
+    atomic_write, load_state, load_status, lock_dir, save_state, write_outputs, write_status, Condition, Counts,
+    DirLock, HeldStatus, HistoryEntry, Hold, HoldReason, NewestFile, OutputPaths, PrefixEntry, State, Status, HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE, TEXT_FILE,
 };

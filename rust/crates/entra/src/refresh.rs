@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fetch::fetch;
 use crate::merge::{validate_and_merge, Diff};
 use crate::model::parse;
-use crate::state::{self, OutputPaths, State, Status};
+use crate::state::{self, Condition, NewestFile, OutputPaths, State, Status};
 
 /// The result of a successful refresh (or dry run).
 #[derive(Clone, Debug)]
@@ -80,17 +80,8 @@ where
     });
     match result {
         Ok(outcome) => {
-            let status = Status {
-                ok: true,
-                time: now,
-                message: summary(&outcome),
-                error_kind: None,
-                change_number: Some(outcome.state.change_number),
-                source: Some(outcome.source.clone()),
-                prefixes: outcome.state.counts(),
-                last_success: Some(now),
-                warnings: outcome.diff.warnings.iter().chain(&outcome.notes).cloned().collect(),
-            };
+            let warnings = outcome.diff.warnings.iter().chain(&outcome.notes).cloned().collect();
+            let status = Status::success(&outcome.state, now, summary(&outcome), warnings);
             state::write_status(state_dir, &status)?;
             Ok(outcome)
         }
@@ -103,6 +94,15 @@ where
 
 fn prepare(cfg: &FeedConfig, prev: Option<&State>, now: SystemTime, dry_run: bool) -> Result<Outcome> {
     let fetched = fetch(cfg)?;
+    if let Some(want) = &cfg.expect_sha256 {
+        let got = sha256_hex(&fetched.bytes);
+        if !got.eq_ignore_ascii_case(want.trim()) {
+            return Err(Error::new(
+                ErrorKind::Checksum,
+                format!("{}: SHA-256 {got} is not the pinned {} (--sha256)", fetched.url, want.trim()),
+            ));
+        }
+    }
     let doc = parse(&fetched.bytes).map_err(|e| e.context(&fetched.url))?;
     let (mut state, diff) = validate_and_merge(prev, &doc, cfg, now).map_err(|e| e.context(&fetched.url))?;
     state.source = fetched.url.clone();
@@ -129,6 +129,7 @@ fn record_failure(state_dir: &Path, prev: Option<&State>, e: &Error, now: System
     let old = state::load_status(state_dir).ok().flatten();
     let status = Status {
         ok: false,
+        condition: Condition::Failed,
         time: now,
         message: e.to_string(),
         error_kind: Some(e.kind().as_str().to_string()),
@@ -137,6 +138,8 @@ fn record_failure(state_dir: &Path, prev: Option<&State>, e: &Error, now: System
         prefixes: prev.map(State::counts).unwrap_or_default(),
         last_success: old.and_then(|s| s.last_success).or(prev.map(|p| p.updated)),
         warnings: Vec::new(),
+        held: prev.map(State::held_status).unwrap_or_default(),
+        newest_file: prev.map(|p| NewestFile::of(p, now)),
     };
     let _ = state::write_status(state_dir, &status);
 }
@@ -150,8 +153,14 @@ pub fn summary(o: &Outcome) -> String {
         Some(_) => format!("changeNumber {} (unchanged)", d.change_number),
         None => format!("changeNumber {} (first list)", d.change_number),
     };
+    let held = if d.held.is_empty() && d.confirmed.is_empty() && c.held == 0 {
+        String::new()
+    } else {
+        format!(", {} removal(s) held, {} confirmed", d.held.len(), d.confirmed.len())
+    };
     format!(
-        "{from}: {} added, {} removed into grace, {} restored, {} expired; {} effective ({} IPv4, {} IPv6, {} in grace)",
+        "{from}: {} added, {} removed into grace{held}, {} restored, {} expired; {} effective ({} IPv4, {} IPv6, \
+         {} in grace, {} held)",
         d.added.len(),
         d.removed.len(),
         d.restored.len(),
@@ -159,6 +168,12 @@ pub fn summary(o: &Outcome) -> String {
         c.effective,
         c.ipv4,
         c.ipv6,
-        c.in_grace
+        c.in_grace,
+        c.held
     )
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

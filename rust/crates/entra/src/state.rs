@@ -21,8 +21,10 @@ pub const JSON_FILE: &str = "prefixes.json";
 pub const LOCK_FILE: &str = ".lock";
 /// How many updates the state's history keeps.
 pub const HISTORY_LEN: usize = 10;
-/// The state file's format version.
-pub const STATE_VERSION: u32 = 1;
+/// The state file's format version. Version 1 (no holds, no file age) is read and upgraded.
+pub const STATE_VERSION: u32 = 2;
+/// Used to estimate when a held removal takes effect: Microsoft publishes weekly.
+pub const FILE_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The last good list and how it came to be.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,58 @@ pub struct State {
     pub prefixes: Vec<PrefixEntry>,
     /// The last [`HISTORY_LEN`] updates, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// The highest top-level changeNumber ever accepted: the baseline of the jump limit.
+    #[serde(default)]
+    pub highest_change_number: u64,
+    /// When the file now in force (its changeNumber and list) was first accepted; its age shows a
+    /// feed that silently stopped publishing.
+    #[serde(default, with = "crate::time::ts_opt", skip_serializing_if = "Option::is_none")]
+    pub file_accepted: Option<SystemTime>,
+    /// Removals held back: their prefixes stay allowed until later files confirm the removal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
+    /// The number of consecutive new files that confirm a held removal (in force when this state
+    /// was produced).
+    #[serde(default = "default_hold_refreshes")]
+    pub hold_refreshes: u32,
+}
+
+fn default_hold_refreshes() -> u32 {
+    crate::config::DEFAULT_HOLD_REFRESHES
+}
+
+/// Why a removal is held instead of entering the grace period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// The file removes more than the allowed share of the published prefixes at once.
+    MassRemoval,
+    /// The file's changeNumber is lower than the applied one (an older file, or a renumbering).
+    ChangeNumberBackwards,
+}
+
+impl HoldReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::MassRemoval => "mass_removal",
+            HoldReason::ChangeNumberBackwards => "change_number_backwards",
+        }
+    }
+}
+
+/// Prefixes one file removed, held: still allowed until `needed` consecutive new files lack them
+/// (then they enter the grace period, counted from `since`), or until `--force`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub reason: HoldReason,
+    /// The figures behind the reason, for people.
+    pub detail: String,
+    /// When the first file without these prefixes was accepted.
+    #[serde(with = "crate::time::ts")]
+    pub since: SystemTime,
+    /// Consecutive new files without these prefixes, the one that held them included.
+    pub files: u32,
+    pub prefixes: Vec<IpNet>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,24 +123,70 @@ pub struct HistoryEntry {
     #[serde(default)]
     pub expired: usize,
     #[serde(default)]
+    pub held: usize,
+    #[serde(default)]
+    pub confirmed: usize,
+    #[serde(default)]
     pub file_name: Option<String>,
 }
 
 /// Prefix counts, for the status file and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
-    /// Published plus in grace: what a firewall should allow.
+    /// Published, in grace and held: what a firewall should allow.
     pub effective: usize,
     pub published: usize,
     pub in_grace: usize,
+    /// Removed by a file but held (still allowed).
+    #[serde(default)]
+    pub held: usize,
     pub ipv4: usize,
     pub ipv6: usize,
 }
 
 impl State {
-    /// Every prefix a firewall should allow now (published and in grace).
+    /// Every prefix a firewall should allow now (published, in grace, and held).
     pub fn effective(&self) -> BTreeSet<IpNet> {
-        self.prefixes.iter().map(|e| e.prefix).collect()
+        self.prefixes.iter().map(|e| e.prefix).chain(self.held()).collect()
+    }
+
+    /// The prefixes of held removals.
+    pub fn held(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.holds.iter().flat_map(|h| h.prefixes.iter().copied())
+    }
+
+    /// The file now in force: its changeNumber and the hash of its list.
+    pub fn file_id(&self) -> (u64, &str) {
+        (self.change_number, self.content_sha256.as_str())
+    }
+
+    /// When the file in force was first accepted (states from version 1: the last update).
+    pub fn file_accepted(&self) -> SystemTime {
+        self.file_accepted.unwrap_or(self.updated)
+    }
+
+    /// The held removals as the status file shows them, with when each takes effect.
+    pub fn held_status(&self) -> Vec<HeldStatus> {
+        self.holds
+            .iter()
+            .map(|h| {
+                let needed = self.hold_refreshes.max(1);
+                let remaining = needed.saturating_sub(h.files);
+                // The confirming file is expected `remaining` weeks after the last one; the
+                // prefixes then enter the grace period counted from `since`.
+                let confirm = self.file_accepted() + FILE_INTERVAL * remaining;
+                HeldStatus {
+                    prefixes: h.prefixes.clone(),
+                    reason: h.reason.as_str().to_string(),
+                    detail: h.detail.clone(),
+                    since: h.since,
+                    files: h.files,
+                    needed,
+                    remaining_files: remaining,
+                    expected_at: confirm.max(h.since + self.grace()),
+                }
+            })
+            .collect()
     }
 
     /// The prefixes the applied file publishes.
@@ -105,13 +205,15 @@ impl State {
 
     pub fn counts(&self) -> Counts {
         let in_grace = self.prefixes.iter().filter(|e| e.removed_at.is_some()).count();
-        let ipv4 = self.prefixes.iter().filter(|e| matches!(e.prefix, IpNet::V4(_))).count();
+        let eff = self.effective();
+        let ipv4 = eff.iter().filter(|p| matches!(p, IpNet::V4(_))).count();
         Counts {
-            effective: self.prefixes.len(),
+            effective: eff.len(),
             published: self.prefixes.len() - in_grace,
             in_grace,
+            held: self.held().count(),
             ipv4,
-            ipv6: self.prefixes.len() - ipv4,
+            ipv6: eff.len() - ipv4,
         }
     }
 
@@ -157,6 +259,7 @@ impl State {
             "ipv4": v4,
             "ipv6": v6,
             "grace": grace,
+            "held": self.held_status(),
         });
         let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
         s.push('\n');
@@ -164,10 +267,68 @@ impl State {
     }
 }
 
+/// A held removal as the status file and `status` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldStatus {
+    pub prefixes: Vec<IpNet>,
+    /// `mass_removal` or `change_number_backwards`.
+    pub reason: String,
+    pub detail: String,
+    /// When the first file without these prefixes was accepted.
+    #[serde(with = "crate::time::ts")]
+    pub since: SystemTime,
+    /// Consecutive new files without them so far, and how many take the removal into effect.
+    pub files: u32,
+    pub needed: u32,
+    pub remaining_files: u32,
+    /// When they are expected to stop being allowed, if a new file comes every week.
+    #[serde(with = "crate::time::ts")]
+    pub expected_at: SystemTime,
+}
+
+/// The three conditions monitoring tells apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The last refresh succeeded and nothing is held.
+    #[default]
+    Ok,
+    /// The last refresh succeeded; some removals are held (their prefixes stay allowed).
+    Held,
+    /// The last refresh failed; the list in force is the last good one.
+    Failed,
+}
+
+/// The file in force and when it was first accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewestFile {
+    pub file_name: Option<String>,
+    pub change_number: u64,
+    #[serde(with = "crate::time::ts")]
+    pub accepted_at: SystemTime,
+    /// Seconds from `accepted_at` to the status time.
+    pub age_secs: u64,
+}
+
+impl NewestFile {
+    pub fn of(state: &State, now: SystemTime) -> NewestFile {
+        let accepted_at = state.file_accepted();
+        NewestFile {
+            file_name: state.file_name.clone(),
+            change_number: state.change_number,
+            accepted_at,
+            age_secs: now.duration_since(accepted_at).map(|d| d.as_secs()).unwrap_or(0),
+        }
+    }
+}
+
 /// What a monitoring system reads: the outcome of the last refresh.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub ok: bool,
+    /// `ok`, `held` or `failed`.
+    #[serde(default)]
+    pub condition: Condition,
     #[serde(with = "crate::time::ts")]
     pub time: SystemTime,
     pub message: String,
@@ -186,6 +347,33 @@ pub struct Status {
     pub last_success: Option<SystemTime>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Held removals of the list in force.
+    #[serde(default)]
+    pub held: Vec<HeldStatus>,
+    /// The file in force and its age.
+    #[serde(default)]
+    pub newest_file: Option<NewestFile>,
+}
+
+impl Status {
+    /// The status of a successful refresh that produced `state`.
+    pub fn success(state: &State, now: SystemTime, message: String, warnings: Vec<String>) -> Status {
+        let held = state.held_status();
+        Status {
+            ok: true,
+            condition: if held.is_empty() { Condition::Ok } else { Condition::Held },
+            time: now,
+            message,
+            error_kind: None,
+            change_number: Some(state.change_number),
+            source: Some(state.source.clone()),
+            prefixes: state.counts(),
+            last_success: Some(now),
+            warnings,
+            held,
+            newest_file: Some(NewestFile::of(state, now)),
+        }
+    }
 }
 
 /// Where the outputs go.
@@ -211,11 +399,20 @@ pub fn load_state(dir: &Path) -> Result<Option<State>> {
     let state: State = serde_json::from_str(&text).map_err(|e| {
         state_err(format!("{} is unreadable (fix or remove it to start over)", dir.join(STATE_FILE).display()), e)
     })?;
-    if state.version != STATE_VERSION {
-        return Err(Error::new(
-            ErrorKind::State,
-            format!("{}: unsupported state version {}", dir.join(STATE_FILE).display(), state.version),
-        ));
+    let mut state = state;
+    match state.version {
+        1 => {
+            // Version 1 knew neither holds nor the highest changeNumber.
+            state.highest_change_number = state.change_number;
+            state.version = STATE_VERSION;
+        }
+        STATE_VERSION => state.highest_change_number = state.highest_change_number.max(state.change_number),
+        v => {
+            return Err(Error::new(
+                ErrorKind::State,
+                format!("{}: unsupported state version {v}", dir.join(STATE_FILE).display()),
+            ))
+        }
     }
     Ok(Some(state))
 }
@@ -339,6 +536,10 @@ mod tests {
                 PrefixEntry { prefix: "2001:db8::/32".parse().unwrap(), removed_at: None },
             ],
             history: vec![],
+            highest_change_number: 363,
+            file_accepted: Some(t),
+            holds: vec![],
+            hold_refreshes: 4,
         }
     }
 
@@ -349,7 +550,7 @@ mod tests {
         let s = sample();
         save_state(&d, &s).unwrap();
         assert_eq!(load_state(&d).unwrap(), Some(s.clone()));
-        assert_eq!(s.counts(), Counts { effective: 3, published: 2, in_grace: 1, ipv4: 2, ipv6: 1 });
+        assert_eq!(s.counts(), Counts { effective: 3, published: 2, in_grace: 1, held: 0, ipv4: 2, ipv6: 1 });
         assert_eq!(s.render_text(), "10.0.0.0/8\n192.0.2.0/24\n2001:db8::/32\n");
         let j: serde_json::Value = serde_json::from_str(&s.render_json()).unwrap();
         assert_eq!(j["ipv4"].as_array().unwrap().len(), 2);

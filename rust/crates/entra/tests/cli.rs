@@ -26,7 +26,7 @@ fn run(mut c: impl std::borrow::BorrowMut<Command>) -> (i32, String, String) {
 
 #[test]
 fn fetch_show_diff_status() {
-    let dd = data_or_skip!();
+    let dd = common::data_dir();
     let d = TempDir::new("cli");
     let f = |n: &str| dd.join(n).display().to_string();
 
@@ -88,8 +88,8 @@ fn fetch_show_diff_status() {
         ],
     ));
     assert_eq!(code, 0, "{err}");
-    let (code, out, _) = run(bin(d.path(), &["status", "--format", "json"]));
-    assert_eq!(code, 0);
+    let (code, out, _) = run(bin(d.path(), &["status", "--format", "json", "--now", "2025-07-21T07:00:00Z"]));
+    assert_eq!(code, 0, "{out}");
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["ok"], true);
     assert_eq!(j["prefixes"]["in_grace"], 3);
@@ -116,7 +116,6 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn proxy_from_the_environment() {
-    let _ = data_or_skip!();
     let pki = pki();
     let etc = TempDir::new("envproxy-etc");
     let ca = etc.write("ca.pem", pki.ca_pem.as_bytes());
@@ -142,4 +141,76 @@ fn proxy_from_the_environment() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(proxy.targets.lock().unwrap().len(), 1, "--no-proxy ignores the environment");
     assert_eq!(server.hits(&path), 3);
+}
+
+#[test]
+fn status_tells_ok_held_failed_and_stale_apart() {
+    let dd = common::data_dir();
+    let d = TempDir::new("cli-status");
+    let f = |n: &str| dd.join(n).display().to_string();
+    let status = |now: &str, extra: &[&str]| {
+        let mut args = vec!["status", "--now", now];
+        args.extend(extra);
+        run(bin(d.path(), &args))
+    };
+    let (code, _, err) = run(bin(d.path(), &["fetch", "--file", &f(PUBLIC[3]), "--now", "2025-08-04T06:00:00Z"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = status("2025-08-05T06:00:00Z", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("OK at 2025-08-04T06:00:00Z"), "{out}");
+    assert!(out.contains("newest accepted file: ServiceTags_Public_20250804.json (changeNumber 365), first accepted 2025-08-04T06:00:00Z, 1day ago"), "{out}");
+
+    // A mass removal: the refresh succeeds, the removal is held, status exits 3.
+    let gutted = d.write("ServiceTags_Public_20250811.json", &common::crafted(PUBLIC[3], 366, |p| p.truncate(100)));
+    let (code, out, err) =
+        run(bin(d.path(), &["fetch", "--file", gutted.to_str().unwrap(), "--now", "2025-08-11T06:00:00Z"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("! ") && l.ends_with("(removal held; still allowed)")).count(), 116, "{out}");
+    assert!(err.contains("removal held: 116 of 216 published prefixes (54%)"), "{err}");
+    let (code, out, _) = status("2025-08-12T06:00:00Z", &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("OK, REMOVALS HELD at 2025-08-11T06:00:00Z"), "{out}");
+    assert!(out.contains("held since 2025-08-11T06:00:00Z: 116 prefix(es) (mass_removal;"), "{out}");
+    assert!(out.contains("takes effect on the 4th consecutive new file without them (3 more, expected 2025-09-01T06:00:00Z)"), "{out}");
+    let (code, out, _) = status("2025-08-12T06:00:00Z", &["--format", "json"]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((code, j["condition"].as_str(), j["exit_code"].as_i64()), (3, Some("held"), Some(3)));
+    assert_eq!(j["held"][0]["prefixes"].as_array().unwrap().len(), 116);
+    assert_eq!(j["newest_file"]["age_secs"], 86400);
+
+    // No new file for five weeks: stale (exit 4), unless the check is off.
+    let (code, out, _) = status("2025-09-15T06:00:00Z", &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("STALE (older than 30days)"), "{out}");
+    assert_eq!(status("2025-09-15T06:00:00Z", &["--max-age", "0"]).0, 3);
+
+    // A refused file: failed (exit 1), the held removal still listed.
+    let wide = d.write("wide.json", &common::crafted(PUBLIC[3], 367, |p| p.push("0.0.0.0/0".into())));
+    let (code, _, err) = run(bin(d.path(), &["fetch", "--file", wide.to_str().unwrap(), "--now", "2025-08-18T06:00:00Z"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("[implausible]") && err.contains("0.0.0.0/0"), "{err}");
+    let (code, out, _) = status("2025-08-18T07:00:00Z", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("FAILED") && out.contains("held since"), "{out}");
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dd = common::data_dir();
+    let d = TempDir::new("cli-pipe");
+    let file = dd.join(PUBLIC[0]).display().to_string();
+    // `vorfw-entra fetch ... | head -0` and `show | head -1`: the reader is gone before we write.
+    for args in [vec!["fetch", "--file", file.as_str(), "--now", "2025-07-14T06:00:00Z"], vec!["show"], vec!["show", "--format", "json"]] {
+        let mut c = bin(d.path(), &args);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        drop(child.stdout.take()); // close the read end at once
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+    // The fetch completed: the state is there and consistent.
+    let (code, out, _) = run(bin(d.path(), &["show"]));
+    assert_eq!((code, out.lines().count()), (0, 214));
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{crafted, day, snapshot, TempDir, AAD, CHINA, GOV, PUBLIC};
 use ipnet::IpNet;
 use vorfw_entra::{
-    load_state, load_status, parse, refresh, refresh_with, validate_and_merge, Cloud, ErrorKind, FeedConfig, Source,
-    State, HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE, TEXT_FILE,
+    load_state, load_status, parse, refresh, refresh_with, validate_and_merge, Cloud, Condition, ErrorKind, FeedConfig,
+    HoldReason, Source, State, HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE, TEXT_FILE,
 };
 
 fn cfg_file(path: &Path) -> FeedConfig {
@@ -29,7 +29,7 @@ fn nets(v: &[&str]) -> Vec<IpNet> {
 
 /// Apply `name` (a real file) into `dir` at `when`.
 fn apply_real(dir: &Path, name: &str, when: std::time::SystemTime) -> vorfw_entra::Outcome {
-    let path = common::data_dir().unwrap().join(name);
+    let path = common::data_dir().join(name);
     refresh(&cfg_file(&path), dir, when, false).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -39,7 +39,6 @@ fn read(p: impl AsRef<Path>) -> String {
 
 #[test]
 fn real_public_sequence() {
-    let _ = data_or_skip!();
     let d = TempDir::new("sequence");
     let dir = d.path();
 
@@ -113,7 +112,6 @@ fn real_public_sequence() {
 
 #[test]
 fn removed_then_restored_stays_allowed_throughout() {
-    let _ = data_or_skip!();
     let d = TempDir::new("restore");
     apply_real(d.path(), PUBLIC[0], day(0));
     apply_real(d.path(), PUBLIC[1], day(7));
@@ -129,12 +127,11 @@ fn removed_then_restored_stays_allowed_throughout() {
 
 #[test]
 fn equal_change_number_different_content_is_accepted_with_a_warning() {
-    let _ = data_or_skip!();
     let d = TempDir::new("equal");
     apply_real(d.path(), PUBLIC[0], day(0));
-    let same_number = d.write("x.json", &crafted(PUBLIC[0], 362, |p| p.push("198.51.100.0/24".into())));
+    let same_number = d.write("x.json", &crafted(PUBLIC[0], 362, |p| p.push("40.126.230.0/24".into())));
     let o = refresh(&cfg_file(&same_number), d.path(), day(1), false).unwrap();
-    assert_eq!(o.diff.added, nets(&["198.51.100.0/24"]));
+    assert_eq!(o.diff.added, nets(&["40.126.230.0/24"]));
     assert_eq!(o.diff.warnings.len(), 1);
     assert!(o.diff.warnings[0].contains("changeNumber 362 is unchanged"), "{:?}", o.diff.warnings);
     let status = load_status(d.path()).unwrap().unwrap();
@@ -144,7 +141,7 @@ fn equal_change_number_different_content_is_accepted_with_a_warning() {
     let reformatted = d.write(
         "y.json",
         &crafted(PUBLIC[0], 362, |p| {
-            p.push("198.51.100.0/24".into());
+            p.push("40.126.230.0/24".into());
             p.reverse();
         }),
     );
@@ -156,7 +153,7 @@ fn equal_change_number_different_content_is_accepted_with_a_warning() {
 fn refused(dir: &Path, cfg: &FeedConfig, kind: ErrorKind, needle: &str) {
     let before = snapshot(dir, &[STATUS_FILE]);
     let last_success = load_status(dir).unwrap().and_then(|s| s.last_success);
-    let err = refresh(cfg, dir, day(30), false).unwrap_err();
+    let Err(err) = refresh(cfg, dir, day(30), false) else { panic!("accepted, expected {kind} ({needle})") };
     assert_eq!(err.kind(), kind, "{err}");
     assert!(err.message().contains(needle), "{err}");
     assert_eq!(snapshot(dir, &[STATUS_FILE]), before, "state and outputs unchanged");
@@ -171,49 +168,221 @@ fn refused(dir: &Path, cfg: &FeedConfig, kind: ErrorKind, needle: &str) {
     }
 }
 
-#[test]
-fn backwards_change_number_is_refused_unless_forced() {
-    let dd = data_or_skip!();
-    let d = TempDir::new("backwards");
-    apply_real(d.path(), PUBLIC[3], day(0));
-    let cfg = cfg_file(&dd.join(PUBLIC[2]));
-    refused(d.path(), &cfg, ErrorKind::ChangeNumberBackwards, "changeNumber 364 is lower than the applied 365");
-    let mut forced = cfg.clone();
-    forced.force = true;
-    let o = refresh(&forced, d.path(), day(31), false).unwrap();
-    assert!(o.diff.warnings.iter().any(|w| w.starts_with("forced:")));
-    assert_eq!(o.state.change_number, 364);
+/// A refresh of `bytes` (written into `d`) at `when`.
+fn step(d: &TempDir, bytes: &[u8], when: std::time::SystemTime) -> vorfw_entra::Outcome {
+    let f = d.write("step.json", bytes);
+    refresh(&cfg_file(&f), d.path(), when, false).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn allowed(dir: &Path) -> Vec<IpNet> {
+    read(dir.join(TEXT_FILE)).lines().map(net).collect()
 }
 
 #[test]
-fn mass_removal_is_refused_unless_forced() {
-    let _ = data_or_skip!();
+fn a_lower_change_number_holds_its_removals_and_applies_its_additions_at_once() {
+    let d = TempDir::new("backwards");
+    let dir = d.path();
+    apply_real(dir, PUBLIC[3], day(0)); // changeNumber 365, 216 prefixes
+    // Microsoft renumbered (105 -> 97 happened in August 2020): 2 removed, 3 added.
+    let (gone, new) = (["13.87.32.5/32", "13.87.33.25/32"], ["40.126.210.0/28", "40.126.211.0/28", "2603:1046:9999::/48"]);
+    let back = crafted(PUBLIC[3], 350, |p| {
+        p.retain(|v| !gone.contains(&v.as_str().unwrap()));
+        p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
+    });
+    let o = step(&d, &back, day(7));
+    assert_eq!(o.diff.added, nets(&new), "additions never wait");
+    assert_eq!(o.diff.held, nets(&gone));
+    assert!(o.diff.removed.is_empty());
+    assert_eq!(o.state.change_number, 350);
+    assert_eq!(o.state.highest_change_number, 365);
+    let eff = allowed(dir);
+    for p in gone.iter().chain(&new) {
+        assert!(eff.contains(&net(p)), "{p} allowed");
+    }
+    let status = load_status(dir).unwrap().unwrap();
+    assert!(status.ok && status.condition == Condition::Held);
+    assert_eq!(status.held[0].reason, "change_number_backwards");
+    assert!(status.held[0].detail.contains("changeNumber 350 is lower than the applied 365"), "{:?}", status.held);
+    assert_eq!((status.held[0].files, status.held[0].needed, status.held[0].remaining_files), (1, 4, 3));
+    assert_eq!(status.prefixes.held, 2);
+
+    // The same file again is no confirmation; new files (351, 352, 353) are, the 4th applies it.
+    let o = step(&d, &back, day(8));
+    assert!(o.diff.is_noop() && o.state.holds[0].files == 1, "{:?}", o.state.holds);
+    for (n, cn) in [(2, 351), (3, 352)] {
+        let o = step(&d, &crafted(PUBLIC[3], cn, |p| {
+            p.retain(|v| !gone.contains(&v.as_str().unwrap()));
+            p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
+        }), day(7 * n));
+        assert_eq!(o.state.holds[0].files, n as u32);
+        assert!(o.diff.confirmed.is_empty());
+    }
+    let o = step(&d, &crafted(PUBLIC[3], 353, |p| {
+        p.retain(|v| !gone.contains(&v.as_str().unwrap()));
+        p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
+    }), day(28));
+    assert_eq!(o.diff.confirmed, nets(&gone));
+    assert_eq!(o.diff.expired, nets(&gone), "the grace period counts from the first absence (day 7)");
+    assert!(o.state.holds.is_empty());
+    assert!(!allowed(dir).contains(&net(gone[0])));
+    assert_eq!(load_status(dir).unwrap().unwrap().condition, Condition::Ok);
+
+    // A lower changeNumber with the same list is no failure and holds nothing.
+    let o = step(&d, &crafted(PUBLIC[3], 300, |p| {
+        p.retain(|v| !gone.contains(&v.as_str().unwrap()));
+        p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
+    }), day(35));
+    assert!(o.diff.held.is_empty() && o.diff.added.is_empty() && !o.diff.effective_changed);
+}
+
+#[test]
+fn a_mass_removal_is_held_never_blocks_additions_and_takes_effect_after_four_files() {
     let d = TempDir::new("mass");
-    apply_real(d.path(), PUBLIC[3], day(0));
+    let dir = d.path();
+    apply_real(dir, PUBLIC[3], day(0));
+    let all: Vec<String> = common::json(PUBLIC[3]).pointer("/values").unwrap().as_array().unwrap().iter()
+        .find(|t| t["name"] == AAD).unwrap()["properties"]["addressPrefixes"].as_array().unwrap()
+        .iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let gutted = |cn: u64, extra: &[&str]| {
+        crafted(PUBLIC[3], cn, |p| {
+            p.truncate(20);
+            p.extend(extra.iter().map(|s| serde_json::Value::from(*s)));
+        })
+    };
+    // 196 of 216 removed at once, one prefix added in the same file.
+    let o = step(&d, &gutted(366, &["40.126.220.0/28"]), day(7));
+    assert_eq!(o.diff.held.len(), 196);
+    assert_eq!(o.diff.added, nets(&["40.126.220.0/28"]), "the hold does not block additions");
+    assert_eq!(o.state.counts().effective, 217);
+    assert!(o.diff.warnings.iter().any(|w| w.contains("196 of 216 published prefixes (91%)")), "{:?}", o.diff.warnings);
+    // The next weeks add more and keep confirming; the 4th file without them applies the removal.
+    let o = step(&d, &gutted(367, &["40.126.220.0/28", "40.126.221.0/28"]), day(14));
+    assert_eq!(o.diff.added, nets(&["40.126.221.0/28"]));
+    assert!(o.diff.held.is_empty(), "no new hold: the held prefixes are not published any more");
+    assert_eq!(o.state.counts().effective, 218);
+    step(&d, &gutted(368, &["40.126.220.0/28", "40.126.221.0/28"]), day(21));
+    assert_eq!(allowed(dir).len(), 218);
+    let o = step(&d, &gutted(369, &["40.126.220.0/28", "40.126.221.0/28"]), day(28));
+    assert_eq!(o.diff.confirmed.len(), 196);
+    assert_eq!(o.diff.expired.len(), 196);
+    assert_eq!(allowed(dir).len(), 22);
+    assert!(all[..20].iter().all(|p| allowed(dir).contains(&net(p))));
+}
+
+#[test]
+fn force_applies_a_held_removal_at_once_and_republishing_releases_it() {
+    let d = TempDir::new("force");
+    let dir = d.path();
+    apply_real(dir, PUBLIC[3], day(0));
     let gutted = d.write("gutted.json", &crafted(PUBLIC[3], 366, |p| p.truncate(20)));
-    let cfg = cfg_file(&gutted);
-    refused(d.path(), &cfg, ErrorKind::MassRemoval, "removes 196 of 216 published prefixes (91%)");
-    let mut forced = cfg.clone();
+    let o = refresh(&cfg_file(&gutted), dir, day(7), false).unwrap();
+    assert_eq!(o.diff.held.len(), 196);
+    // Restored the next week: nothing ever left the effective list.
+    let o = step(&d, &crafted(PUBLIC[3], 367, |_| {}), day(14));
+    assert_eq!(o.diff.restored.len(), 196);
+    assert!(o.state.holds.is_empty() && o.state.counts().effective == 216);
+
+    // Held again, then forced: into the grace period counted from the first absence.
+    refresh(&cfg_file(&gutted), dir, day(21), false).unwrap();
+    let mut forced = cfg_file(&d.write("g2.json", &crafted(PUBLIC[3], 368, |p| p.truncate(20))));
     forced.force = true;
-    let o = refresh(&forced, d.path(), day(31), false).unwrap();
-    assert_eq!(o.diff.removed.len(), 196);
-    assert_eq!(o.state.counts().effective, 216, "forced removals still wait out the grace period");
+    let o = refresh(&forced, dir, day(28), false).unwrap();
+    assert_eq!(o.diff.confirmed.len(), 196);
+    assert!(o.diff.warnings.iter().any(|w| w.starts_with("forced:")));
+    assert_eq!(o.state.counts().in_grace, 196, "removed on day 21, grace until day 35");
+    assert_eq!(o.diff.in_grace[0].expires_at, day(35));
 }
 
 #[test]
 fn removal_share_threshold_is_exclusive() {
-    let _ = data_or_skip!();
     let prev = first_state(PUBLIC[3]);
     let cfg = FeedConfig::new(Cloud::Public);
-    // 21 of 216 = 9.7 %: accepted. 22 of 216 = 10.2 %: refused.
+    // 21 of 216 = 9.7 %: into grace. 22 of 216 = 10.2 %: held.
     let ok = parse(&crafted(PUBLIC[3], 366, |p| p.truncate(216 - 21))).unwrap();
-    assert_eq!(validate_and_merge(Some(&prev), &ok, &cfg, day(1)).unwrap().1.removed.len(), 21);
+    let (_, diff) = validate_and_merge(Some(&prev), &ok, &cfg, day(1)).unwrap();
+    assert_eq!((diff.removed.len(), diff.held.len()), (21, 0));
     let too_many = parse(&crafted(PUBLIC[3], 366, |p| p.truncate(216 - 22))).unwrap();
-    let e = validate_and_merge(Some(&prev), &too_many, &cfg, day(1)).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::MassRemoval);
+    let (st, diff) = validate_and_merge(Some(&prev), &too_many, &cfg, day(1)).unwrap();
+    assert_eq!((diff.removed.len(), diff.held.len()), (0, 22));
+    assert_eq!(st.holds[0].reason, HoldReason::MassRemoval);
     let mut loose = cfg.clone();
     loose.max_removal_share = 0.5;
-    assert!(validate_and_merge(Some(&prev), &too_many, &loose, day(1)).is_ok());
+    assert_eq!(validate_and_merge(Some(&prev), &too_many, &loose, day(1)).unwrap().1.removed.len(), 22);
+    // hold_refreshes 1: the holding file confirms it too.
+    let mut one = cfg.clone();
+    one.hold_refreshes = 1;
+    let (st, diff) = validate_and_merge(Some(&prev), &too_many, &one, day(1)).unwrap();
+    assert_eq!((diff.confirmed.len(), st.counts().in_grace, st.holds.len()), (22, 22, 0));
+}
+
+#[test]
+fn implausible_files_are_refused_and_change_nothing() {
+    let d = TempDir::new("implausible");
+    let dir = d.path();
+    apply_real(dir, PUBLIC[3], day(0));
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (crafted(PUBLIC[3], 366, |p| p.extend(["0.0.0.0/0".into(), "::/0".into()])), "0.0.0.0/0, ::/0"),
+        (crafted(PUBLIC[3], 366, |p| p.push("20.0.0.0/8".into())), "wider than the allowed IPv4 /16"),
+        (crafted(PUBLIC[3], 366, |p| p.push("10.20.0.0/16".into())), "10.20.0.0/16 (in 10.0.0.0/8 private-use"),
+        (crafted(PUBLIC[3], 366, |p| p.push("fd12:3456::/48".into())), "fc00::/7 unique local"),
+        (crafted(PUBLIC[3], 366, |p| p.push("203.0.113.0/24".into())), "documentation TEST-NET-3"),
+        (crafted(PUBLIC[3], u64::MAX, |_| {}), "changeNumber 18446744073709551615"),
+        (crafted(PUBLIC[3], 365 + 1001, |_| {}), "jumps 1001 past the highest accepted 365"),
+        (
+            crafted(PUBLIC[3], 366, |p| p.extend((0..600u32).map(|i| format!("40.{}.{}.0/24", 100 + i / 256, i % 256).into()))),
+            "adds 600 prefixes at once, more than the 500 allowed",
+        ),
+        (
+            crafted(PUBLIC[3], 366, |p| {
+                p.extend((0..900_000u32).map(|i| std::net::Ipv4Addr::from(0x2800_0000 + i).to_string().into()))
+            }),
+            "900216 prefixes",
+        ),
+    ];
+    for (bytes, needle) in cases {
+        let f = d.write("bad.json", &bytes);
+        refused(dir, &cfg_file(&f), ErrorKind::Implausible, needle);
+    }
+    // The lab's own feed sets allow_special_use; width still applies.
+    let mut lab = cfg_file(&d.write("lab.json", &crafted(PUBLIC[3], 366, |p| p.push("10.231.0.200/30".into()))));
+    lab.limits.allow_special_use = true;
+    assert_eq!(refresh(&lab, dir, day(7), false).unwrap().diff.added, nets(&["10.231.0.200/30"]));
+    // Genuine files after a refused 2^64-1 are accepted.
+    let o = step(&d, &crafted(PUBLIC[3], 367, |_| {}), day(14));
+    assert_eq!(o.state.change_number, 367);
+}
+
+#[test]
+fn a_pinned_sha256_refuses_any_other_file() {
+    let dd = common::data_dir();
+    let d = TempDir::new("sha");
+    let bytes = std::fs::read(dd.join(PUBLIC[0])).unwrap();
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let mut cfg = cfg_file(&dd.join(PUBLIC[0]));
+    cfg.expect_sha256 = Some(sha.to_uppercase());
+    refresh(&cfg, d.path(), day(0), false).unwrap();
+    let mut other = cfg_file(&dd.join(PUBLIC[1]));
+    other.expect_sha256 = Some(sha.clone());
+    refused(d.path(), &other, ErrorKind::Checksum, &format!("is not the pinned {sha}"));
+}
+
+#[test]
+fn a_version_1_state_is_read_and_upgraded() {
+    let d = TempDir::new("v1");
+    apply_real(d.path(), PUBLIC[0], day(0));
+    // What the first release wrote: no holds, no highest changeNumber, no file time.
+    let mut v: serde_json::Value = serde_json::from_str(&read(d.path().join(STATE_FILE))).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.insert("version".into(), 1.into());
+    for k in ["highest_change_number", "file_accepted", "holds", "hold_refreshes"] {
+        o.remove(k);
+    }
+    std::fs::write(d.path().join(STATE_FILE), serde_json::to_vec(&v).unwrap()).unwrap();
+    let st = load_state(d.path()).unwrap().unwrap();
+    assert_eq!((st.version, st.highest_change_number, st.file_accepted()), (2, 362, day(0)));
+    let o = apply_real(d.path(), PUBLIC[1], day(7));
+    assert_eq!(o.diff.added.len(), 5);
 }
 
 fn first_state(name: &str) -> State {
@@ -223,7 +392,7 @@ fn first_state(name: &str) -> State {
 
 #[test]
 fn wrong_cloud_is_refused() {
-    let dd = data_or_skip!();
+    let dd = common::data_dir();
     let d = TempDir::new("cloud");
     apply_real(d.path(), PUBLIC[0], day(0));
     refused(
@@ -253,7 +422,7 @@ fn wrong_cloud_is_refused() {
 
 #[test]
 fn missing_tag_empty_list_and_invalid_cidr_are_refused() {
-    let dd = data_or_skip!();
+    let dd = common::data_dir();
     let d = TempDir::new("bad");
     apply_real(d.path(), PUBLIC[0], day(0));
 
@@ -276,19 +445,20 @@ fn missing_tag_empty_list_and_invalid_cidr_are_refused() {
     let html = d.write("page.json", b"<!DOCTYPE html><html><body>Sign in</body></html>");
     refused(d.path(), &cfg_file(&html), ErrorKind::WrongContent, "markup");
 
-    let cut = d.write("cut.json", &common::bytes(PUBLIC[1])[..1_000_000]);
+    let whole = common::bytes(PUBLIC[1]);
+    let cut = d.write("cut.json", &whole[..whole.len() / 2]);
     refused(d.path(), &cfg_file(&cut), ErrorKind::Parse, "ends early");
 
     refused(d.path(), &cfg_file(&d.path().join("nope.json")), ErrorKind::Config, "cannot read");
 
     let mut small = cfg_file(&dd.join(PUBLIC[1]));
-    small.max_bytes = 1 << 20;
+    small.max_bytes = 4096;
     refused(d.path(), &small, ErrorKind::TooLarge, "cap");
 }
 
 #[test]
 fn dry_run_writes_nothing() {
-    let dd = data_or_skip!();
+    let dd = common::data_dir();
     let d = TempDir::new("dry");
     let o = refresh(&cfg_file(&dd.join(PUBLIC[0])), d.path(), day(0), true).unwrap();
     assert!(o.dry_run && o.written.is_empty());
@@ -302,7 +472,7 @@ fn dry_run_writes_nothing() {
 
 #[test]
 fn apply_hook_failure_keeps_the_old_state() {
-    let dd = data_or_skip!();
+    let dd = common::data_dir();
     let d = TempDir::new("hook");
     apply_real(d.path(), PUBLIC[0], day(0));
     let before = snapshot(d.path(), &[STATUS_FILE]);
@@ -323,11 +493,10 @@ fn apply_hook_failure_keeps_the_old_state() {
 
 #[test]
 fn history_keeps_the_last_ten_and_outputs_go_where_configured() {
-    let _ = data_or_skip!();
     let d = TempDir::new("history");
     let out = TempDir::new("history-out");
     for i in 0..13u64 {
-        let f = d.write("f.json", &crafted(PUBLIC[0], 400 + i, |p| p.push(format!("198.51.100.{i}/32").into())));
+        let f = d.write("f.json", &crafted(PUBLIC[0], 400 + i, |p| p.push(format!("40.126.240.{i}/32").into())));
         let mut cfg = cfg_file(&f);
         cfg.text_output = Some(out.path().join("aad.txt"));
         cfg.json_output = Some(out.path().join("sub/aad.json"));
@@ -344,7 +513,6 @@ fn history_keeps_the_last_ten_and_outputs_go_where_configured() {
 
 #[test]
 fn zero_grace_removes_at_once_and_clock_skew_keeps() {
-    let _ = data_or_skip!();
     let prev = first_state(PUBLIC[0]);
     let next = parse(&common::bytes(PUBLIC[1])).unwrap();
     let mut cfg = FeedConfig::new(Cloud::Public);

@@ -22,27 +22,19 @@ pub const GOV: &str = "ServiceTags_AzureGovernment_20260720.json";
 pub const CHINA: &str = "ServiceTags_China_20260720.json";
 pub const AAD: &str = "AzureActiveDirectory";
 
-/// shared/data/servicetags next to the repository, if present.
-pub fn data_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/servicetags");
-    d.join(PUBLIC[0]).is_file().then_some(d)
+/// Microsoft's real files, reduced to the tags the tests use (tests/fixtures/servicetags/microsoft,
+/// made by its reduce.py; MANIFEST.json describes the originals). Part of the repository: a
+/// missing directory is a broken checkout, and every test that needs it fails.
+pub fn data_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../tests/fixtures/servicetags/microsoft");
+    assert!(d.join(PUBLIC[0]).is_file(), "the real service-tag fixtures are missing from {}", d.display());
+    d
 }
 
-/// The data directory, or return from the test with a clear message.
-#[macro_export]
-macro_rules! data_or_skip {
-    () => {
-        match common::data_dir() {
-            Some(d) => d,
-            None => {
-                eprintln!(
-                    "SKIPPED: real service-tag files not found at {}/../../../../shared/data/servicetags",
-                    env!("CARGO_MANIFEST_DIR")
-                );
-                return;
-            }
-        }
-    };
+/// The unreduced originals in ../shared/data/servicetags, when this machine has them.
+pub fn shared_dir() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/servicetags");
+    d.join(PUBLIC[0]).is_file().then_some(d)
 }
 
 pub fn bytes(name: &str) -> Arc<Vec<u8>> {
@@ -50,7 +42,7 @@ pub fn bytes(name: &str) -> Arc<Vec<u8>> {
     let cache = CACHE.get_or_init(Default::default);
     let mut c = cache.lock().unwrap();
     c.entry(name.to_string())
-        .or_insert_with(|| Arc::new(std::fs::read(data_dir().expect("data dir").join(name)).expect("read data file")))
+        .or_insert_with(|| Arc::new(std::fs::read(data_dir().join(name)).expect("read data file")))
         .clone()
 }
 
