@@ -56,9 +56,15 @@ build: setup-rust link
 ## test: every test (the lab tests bring the lab up themselves and take it down at the end)
 test: setup build test-unit test-cli test-ansible test-lab
 
+SHARED_TAGS := $(ROOT)/../shared/data/servicetags
+
 test-unit:
 	cd rust && cargo test --locked -q --workspace
 	cd rust && cargo fmt --all -- --check
+	@if [ -d $(SHARED_TAGS) ]; then \
+	  echo "checking the reduced Microsoft files against the originals in $(SHARED_TAGS)"; \
+	  cd rust && cargo test --locked -q -p vorfw-entra --test real_files -- --ignored; \
+	else echo "$(SHARED_TAGS) absent: the reduced Microsoft files in tests/fixtures are used as they are"; fi
 
 test-cli:
 	$(VENV)/bin/pytest -q tests/cli

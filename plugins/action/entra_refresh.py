@@ -66,6 +66,7 @@ class ActionModule(ActionBase):
             added=[str(p) for p in (diff.get("added") or []) + (diff.get("restored") or [])],
             removed=[str(p) for p in diff.get("expired") or []],
             in_grace=in_grace,
+            held=doc.get("held") or [],
             warnings=list(diff.get("warnings") or []),
             firewall=doc.get("firewall"),
         )

@@ -15,8 +15,11 @@ description:
   - Runs the refresher installed by the M(vorstream.firewall.entra_egress) role
     (C(vorfw-entra apply)) on the host. It gets Microsoft's "Azure IP Ranges and Service Tags"
     file (discovered on the download page, an explicit or mirror URL, or a local file), validates
-    it against the last applied list (cloud, tags, CIDRs, non-empty, changeNumber not going
-    backwards, no mass removal unless forced; removed prefixes stay for a grace period), applies
+    it (cloud, tags, CIDRs, non-empty, and plausibility limits - no prefix wider than a /16 or
+    /32, none in special-use ranges, bounded additions, list size and changeNumber jump),
+    merges it with the last applied list (additions at once; removals stay allowed for a grace
+    period; a mass removal or one from a lower changeNumber is held - still allowed - until
+    later files confirm it, or C(--force)), applies
     the effective list to the host firewall (the request the M(vorstream.firewall.apply) module
     last recorded, with the new list, as one converge), and only then saves the new state.
   - A failed refresh leaves the firewall and the saved list exactly as they were, writes the
@@ -81,8 +84,16 @@ in_grace:
   returned: success
   type: list
   elements: dict
+held:
+  description:
+    - Held removals - prefixes a file dropped that stay allowed until later files confirm the
+      removal - with C(reason), C(detail), C(since), C(files), C(needed), C(remaining_files) and
+      C(expected_at).
+  returned: success
+  type: list
+  elements: dict
 prefixes:
-  description: Counts of the effective list (effective, published, in_grace, ipv4, ipv6).
+  description: Counts of the effective list (effective, published, in_grace, held, ipv4, ipv6).
   returned: success
   type: dict
 firewall:

@@ -34,6 +34,7 @@ IN_WEEK2 = "10.231.0.209"                             # week 2 only
 OUTSIDE = "10.231.0.1"                                # AzureCloud in the file, not AzureActiveDirectory
 UNIT = "/etc/systemd/system/vorstream-entra-refresh"
 STATE = "/var/lib/vorstream-firewall/entra"
+REFRESHER = "/usr/local/libexec/vorstream-firewall/vorfw-entra"
 
 # Restricted egress on the OIDC clients, and the refresher reading a per-host staged file.
 RESTRICTED = {"host_firewall_egress": "restricted", "entra_egress_file": FEED}
@@ -144,11 +145,61 @@ def test_a_bad_file_changes_nothing_and_is_reported(listeners):
         assert status["ok"] is False and status["change_number"] == 502, status
         assert reach(h, IN_WEEK2)
     assert snapshot(OIDC) == before
-    # Going backwards (week 1 after week 2) is refused by the play too, naming the host.
-    stage(WEEK1)
+    # A file that would widen egress to everywhere is refused by the play, naming the host and
+    # the prefixes, and changes nothing.
+    FEEDS.mkdir(parents=True, exist_ok=True)
+    wide = FEEDS / "wide.json"
+    wide.write_text(json.dumps(lab_file(WEEK2, 503, extra=["0.0.0.0/0", "::/0"])))
+    stage(wide, ["django1"])
     r = site("-l", "django1")
-    assert r.returncode != 0 and "django1" in r.stdout and "changeNumber" in r.stdout, r.stdout[-3000:]
+    assert r.returncode != 0 and "django1" in r.stdout and "0.0.0.0/0, ::/0" in r.stdout, r.stdout[-3000:]
     assert snapshot(["django1"]) == {"django1": before["django1"]}
+    assert not reach("django1", OUTSIDE)
+
+
+FEEDS = ROOT / "build" / "lab-feeds"   # generated feed files (the lab hosts see the checkout)
+
+
+def lab_file(base, change_number, extra=()):
+    """A lab feed file: `base` with another changeNumber and extra AzureActiveDirectory prefixes."""
+    doc = json.loads(base.read_text())
+    doc["changeNumber"] = change_number
+    for t in doc["values"]:
+        if t["name"] == "AzureActiveDirectory":
+            t["properties"]["addressPrefixes"] += list(extra)
+    return doc
+
+
+def test_a_held_removal_stays_reachable_until_later_files_confirm_it(listeners):
+    # The hosts hold week 2 (changeNumber 502). Week 1 comes back with a lower changeNumber and
+    # without 10.231.0.208/30 (a third of the list): the play succeeds, the removal is held, and
+    # the prefix stays reachable on every backend.
+    stage(WEEK1)
+    r = ok(site())
+    assert "removal held" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+    for h in OIDC:
+        assert reach(h, IN_WEEK2), f"{h} ({BACKENDS[h]}): a held removal must keep {IN_WEEK2} reachable"
+        status = json.loads(on(h, f"cat {STATE}/status.json"))
+        assert status["ok"] and status["condition"] == "held", status
+        assert status["held"][0]["prefixes"] == ["10.231.0.208/30"] and status["held"][0]["remaining_files"] == 3
+        assert on(h, f"{REFRESHER} --state-dir {STATE} status --max-age 0 >/dev/null; echo $?").strip() == "3"
+    # Three new weekly files that still lack it (changeNumbers 503-505). Grace 0 here, so the
+    # confirmed removal takes effect at once instead of 14 days from now.
+    FEEDS.mkdir(parents=True, exist_ok=True)
+    for n in (503, 504, 505):
+        f = FEEDS / f"week1-{n}.json"
+        f.write_text(json.dumps(lab_file(WEEK1, n)))
+        stage(f)
+        for h in OIDC:
+            on(h, timer_command(h).replace("--grace 14d", "--grace 0s"))
+            if n < 505:
+                assert reach(h, IN_WEEK2), f"{h} ({BACKENDS[h]}): still held after file {n}"
+    for h in OIDC:
+        assert not reach(h, IN_WEEK2), f"{h} ({BACKENDS[h]}): the confirmed removal must block {IN_WEEK2}"
+        assert reach(h, IN_SET[0]) and reach(h, IN_SET[1]) and not reach(h, OUTSIDE)
+        status = json.loads(on(h, f"cat {STATE}/status.json"))
+        assert status["condition"] == "ok" and status["change_number"] == 505, status
+
 
 
 def test_controller_mode_check_and_diff_show_the_prefixes_then_apply(listeners, tmp_path):
@@ -171,7 +222,7 @@ def test_controller_mode_check_and_diff_show_the_prefixes_then_apply(listeners, 
 
 
 def test_back_to_open_egress_keeps_the_set_current(listeners):
-    # The hosts hold week 2 now; the inventory's week-1 file would be refused as going backwards.
+    # Back to week 2 (a lower changeNumber than 505 that only adds): applied at once.
     r = ok(playbook("site.yml", "-e", json.dumps({"entra_egress_file": str(WEEK2)})))
     assert all(v["failed"] == 0 for v in recap(r.stdout).values())
     for h in OIDC:

@@ -130,8 +130,10 @@ ansible_ssh_private_key_file=$STATE/id_ed25519
 ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR'
 ansible_python_interpreter=/usr/bin/python3
 # The Entra ID refresher of the OIDC clients reads a synthetic service-tag file whose prefixes
-# are lab addresses: the lab never talks to Microsoft.
+# are lab addresses: the lab never talks to Microsoft. Lab addresses are private (special-use)
+# ranges, which a real feed is refused for: the lab feed, and nothing else, allows them.
 entra_egress_file=${LAB_DIR%/lab}/fixtures/servicetags/ServiceTags_Public_lab_week1.json
+entra_egress_allow_special_use=true
 
 [lab]
 EOF

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{FeedConfig, Limits, ProxyMode, Source, DEFAULT_LINK_PREFIX, DEFAULT_STATE_DIR, DEFAULT_USER_AGENT};
+use crate::config::{
+    FeedConfig, Limits, ProxyMode, Source, DEFAULT_LINK_PREFIX, DEFAULT_STATE_DIR, DEFAULT_USER_AGENT,
+};
 use crate::error::{Error, ErrorKind};
 use crate::model::Cloud;
 use crate::refresh::{refresh, summary, Outcome};
@@ -438,11 +440,21 @@ fn run(cli: Cli, applier: Option<Applier>, out: &mut Output) -> Result<i32, Erro
 }
 
 /// `status`: the last refresh, the held removals, the age of the newest accepted file.
-fn status(out: &mut Output, dir: &std::path::Path, format: Format, max_age: Duration, now: SystemTime) -> Result<i32, Error> {
+fn status(
+    out: &mut Output,
+    dir: &std::path::Path,
+    format: Format,
+    max_age: Duration,
+    now: SystemTime,
+) -> Result<i32, Error> {
     let Some(mut s) = state::load_status(dir)? else {
         match format {
             Format::Text => outln!(out, "no refresh recorded in {}", dir.display()),
-            Format::Json => outln!(out, "{}", json_text(&serde_json::json!({"ok": false, "condition": "failed", "message": "no refresh recorded"}))),
+            Format::Json => outln!(
+                out,
+                "{}",
+                json_text(&serde_json::json!({"ok": false, "condition": "failed", "message": "no refresh recorded"}))
+            ),
         }
         return Ok(EXIT_FAILED);
     };

@@ -473,7 +473,11 @@ mod tests {
         );
         let e = find_download_link(&page, prefix, Cloud::Public).unwrap_err();
         let m = e.message();
-        assert!(m.contains("https://mirror.example/download/") && m.contains("(not under https://download.microsoft.com/download/)"), "{m}");
+        assert!(
+            m.contains("https://mirror.example/download/")
+                && m.contains("(not under https://download.microsoft.com/download/)"),
+            "{m}"
+        );
         assert!(m.contains("another cloud's file (China)"), "{m}");
         assert!(m.contains("\"2025072\" is not a YYYYMMDD date"), "{m}");
         assert!(m.contains("does not end in .json"), "{m}");

@@ -36,8 +36,8 @@ pub mod time;
 
 pub use cli::{cli, cli_with, host_applier, Applier, ApplyReport};
 pub use config::{
-    FeedConfig, Limits, ProxyMode, Source, DEFAULT_HOLD_REFRESHES, DEFAULT_LINK_PREFIX, DEFAULT_MAX_BYTES, DEFAULT_STATE_DIR, DEFAULT_TAG,
-    DEFAULT_USER_AGENT,
+    FeedConfig, Limits, ProxyMode, Source, DEFAULT_HOLD_REFRESHES, DEFAULT_LINK_PREFIX, DEFAULT_MAX_BYTES,
+    DEFAULT_STATE_DIR, DEFAULT_TAG, DEFAULT_USER_AGENT,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use fetch::{fetch, fetch_async, find_download_link, tls_config, Fetched};
@@ -49,5 +49,6 @@ pub use model::{
 pub use refresh::{refresh, refresh_with, summary, Outcome};
 pub use state::{
     atomic_write, load_state, load_status, lock_dir, save_state, write_outputs, write_status, Condition, Counts,
-    DirLock, HeldStatus, HistoryEntry, Hold, HoldReason, NewestFile, OutputPaths, PrefixEntry, State, Status, HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE, TEXT_FILE,
+    DirLock, HeldStatus, HistoryEntry, Hold, HoldReason, NewestFile, OutputPaths, PrefixEntry, State, Status,
+    HISTORY_LEN, JSON_FILE, STATE_FILE, STATUS_FILE, TEXT_FILE,
 };

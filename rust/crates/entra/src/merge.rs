@@ -22,7 +22,7 @@ use crate::config::FeedConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{content_hash, extract_detailed, Cloud, ServiceTags};
 use crate::plausible;
-use crate::state::{Hold, HoldReason, HistoryEntry, PrefixEntry, State, HISTORY_LEN, STATE_VERSION};
+use crate::state::{HistoryEntry, Hold, HoldReason, PrefixEntry, State, HISTORY_LEN, STATE_VERSION};
 
 /// What an update changes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -97,8 +97,7 @@ pub fn validate_and_merge(
         return Err(Error::new(ErrorKind::Config, "hold_refreshes must be at least 1"));
     }
     // The raw count first: a huge file is refused before a set of it is built.
-    let raw: usize =
-        cfg.tags.iter().filter_map(|t| new.tag(t)).map(|t| t.properties.address_prefixes.len()).sum();
+    let raw: usize = cfg.tags.iter().filter_map(|t| new.tag(t)).map(|t| t.properties.address_prefixes.len()).sum();
     plausible::check_raw_count(raw, &cfg.limits)?;
     let (published, tags) = extract_detailed(new, &cfg.tags)?;
     if published.is_empty() {
@@ -184,8 +183,9 @@ pub fn validate_and_merge(
     let mut new_hold: Option<Hold> = None;
     if !missing.is_empty() {
         let share = missing.len() as f64 / old_published.len().max(1) as f64;
-        let reason = if share > cfg.max_removal_share {
-            Some((
+        let mut why: Vec<(HoldReason, String)> = Vec::new();
+        if share > cfg.max_removal_share {
+            why.push((
                 HoldReason::MassRemoval,
                 format!(
                     "{} of {} published prefixes ({:.0}%) removed at once, more than the {:.0}% allowed",
@@ -194,19 +194,22 @@ pub fn validate_and_merge(
                     share * 100.0,
                     cfg.max_removal_share * 100.0
                 ),
-            ))
-        } else if backwards {
-            Some((
+            ));
+        }
+        if backwards {
+            why.push((
                 HoldReason::ChangeNumberBackwards,
                 format!(
                     "removed by a file whose changeNumber {} is lower than the applied {}",
                     new.change_number,
                     prev.map_or(0, |p| p.change_number)
                 ),
-            ))
-        } else {
-            None
-        };
+            ));
+        }
+        let reason = why
+            .first()
+            .map(|(r, _)| *r)
+            .map(|r| (r, why.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>().join("; ")));
         match reason {
             Some((reason, detail)) if !cfg.force => {
                 warnings.push(format!(

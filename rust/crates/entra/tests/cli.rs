@@ -165,13 +165,22 @@ fn status_tells_ok_held_failed_and_stale_apart() {
     let (code, out, err) =
         run(bin(d.path(), &["fetch", "--file", gutted.to_str().unwrap(), "--now", "2025-08-11T06:00:00Z"]));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("! ") && l.ends_with("(removal held; still allowed)")).count(), 116, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("! ") && l.ends_with("(removal held; still allowed)")).count(),
+        116,
+        "{out}"
+    );
     assert!(err.contains("removal held: 116 of 216 published prefixes (54%)"), "{err}");
     let (code, out, _) = status("2025-08-12T06:00:00Z", &[]);
     assert_eq!(code, 3, "{out}");
     assert!(out.starts_with("OK, REMOVALS HELD at 2025-08-11T06:00:00Z"), "{out}");
     assert!(out.contains("held since 2025-08-11T06:00:00Z: 116 prefix(es) (mass_removal;"), "{out}");
-    assert!(out.contains("takes effect on the 4th consecutive new file without them (3 more, expected 2025-09-01T06:00:00Z)"), "{out}");
+    assert!(
+        out.contains(
+            "takes effect on the 4th consecutive new file without them (3 more, expected 2025-09-01T06:00:00Z)"
+        ),
+        "{out}"
+    );
     let (code, out, _) = status("2025-08-12T06:00:00Z", &["--format", "json"]);
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!((code, j["condition"].as_str(), j["exit_code"].as_i64()), (3, Some("held"), Some(3)));
@@ -186,7 +195,8 @@ fn status_tells_ok_held_failed_and_stale_apart() {
 
     // A refused file: failed (exit 1), the held removal still listed.
     let wide = d.write("wide.json", &common::crafted(PUBLIC[3], 367, |p| p.push("0.0.0.0/0".into())));
-    let (code, _, err) = run(bin(d.path(), &["fetch", "--file", wide.to_str().unwrap(), "--now", "2025-08-18T06:00:00Z"]));
+    let (code, _, err) =
+        run(bin(d.path(), &["fetch", "--file", wide.to_str().unwrap(), "--now", "2025-08-18T06:00:00Z"]));
     assert_eq!(code, 1);
     assert!(err.contains("[implausible]") && err.contains("0.0.0.0/0"), "{err}");
     let (code, out, _) = status("2025-08-18T07:00:00Z", &[]);
@@ -200,7 +210,11 @@ fn a_closed_stdout_ends_quietly() {
     let d = TempDir::new("cli-pipe");
     let file = dd.join(PUBLIC[0]).display().to_string();
     // `vorfw-entra fetch ... | head -0` and `show | head -1`: the reader is gone before we write.
-    for args in [vec!["fetch", "--file", file.as_str(), "--now", "2025-07-14T06:00:00Z"], vec!["show"], vec!["show", "--format", "json"]] {
+    for args in [
+        vec!["fetch", "--file", file.as_str(), "--now", "2025-07-14T06:00:00Z"],
+        vec!["show"],
+        vec!["show", "--format", "json"],
+    ] {
         let mut c = bin(d.path(), &args);
         c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child = c.spawn().unwrap();

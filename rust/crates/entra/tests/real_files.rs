@@ -160,8 +160,8 @@ fn reduced_copies_are_faithful_to_the_originals() {
         assert_eq!(raw.windows(2).any(|w| w == b"\r\n"), m["line_endings"] == "crlf", "{name}");
         checked += 1;
     }
-    let originals = std::fs::read_dir(&shared).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().starts_with("ServiceTags_")
-    });
+    let originals = std::fs::read_dir(&shared)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("ServiceTags_"));
     assert_eq!(checked, originals.count(), "every original has a reduced copy (run reduce.py)");
 }

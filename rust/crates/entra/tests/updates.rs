@@ -183,8 +183,9 @@ fn a_lower_change_number_holds_its_removals_and_applies_its_additions_at_once() 
     let d = TempDir::new("backwards");
     let dir = d.path();
     apply_real(dir, PUBLIC[3], day(0)); // changeNumber 365, 216 prefixes
-    // Microsoft renumbered (105 -> 97 happened in August 2020): 2 removed, 3 added.
-    let (gone, new) = (["13.87.32.5/32", "13.87.33.25/32"], ["40.126.210.0/28", "40.126.211.0/28", "2603:1046:9999::/48"]);
+                                        // Microsoft renumbered (105 -> 97 happened in August 2020): 2 removed, 3 added.
+    let (gone, new) =
+        (["13.87.32.5/32", "13.87.33.25/32"], ["40.126.210.0/28", "40.126.211.0/28", "2603:1046:9999::/48"]);
     let back = crafted(PUBLIC[3], 350, |p| {
         p.retain(|v| !gone.contains(&v.as_str().unwrap()));
         p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
@@ -210,17 +211,25 @@ fn a_lower_change_number_holds_its_removals_and_applies_its_additions_at_once() 
     let o = step(&d, &back, day(8));
     assert!(o.diff.is_noop() && o.state.holds[0].files == 1, "{:?}", o.state.holds);
     for (n, cn) in [(2, 351), (3, 352)] {
-        let o = step(&d, &crafted(PUBLIC[3], cn, |p| {
-            p.retain(|v| !gone.contains(&v.as_str().unwrap()));
-            p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
-        }), day(7 * n));
+        let o = step(
+            &d,
+            &crafted(PUBLIC[3], cn, |p| {
+                p.retain(|v| !gone.contains(&v.as_str().unwrap()));
+                p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
+            }),
+            day(7 * n),
+        );
         assert_eq!(o.state.holds[0].files, n as u32);
         assert!(o.diff.confirmed.is_empty());
     }
-    let o = step(&d, &crafted(PUBLIC[3], 353, |p| {
-        p.retain(|v| !gone.contains(&v.as_str().unwrap()));
-        p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
-    }), day(28));
+    let o = step(
+        &d,
+        &crafted(PUBLIC[3], 353, |p| {
+            p.retain(|v| !gone.contains(&v.as_str().unwrap()));
+            p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
+        }),
+        day(28),
+    );
     assert_eq!(o.diff.confirmed, nets(&gone));
     assert_eq!(o.diff.expired, nets(&gone), "the grace period counts from the first absence (day 7)");
     assert!(o.state.holds.is_empty());
@@ -228,10 +237,14 @@ fn a_lower_change_number_holds_its_removals_and_applies_its_additions_at_once() 
     assert_eq!(load_status(dir).unwrap().unwrap().condition, Condition::Ok);
 
     // A lower changeNumber with the same list is no failure and holds nothing.
-    let o = step(&d, &crafted(PUBLIC[3], 300, |p| {
-        p.retain(|v| !gone.contains(&v.as_str().unwrap()));
-        p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
-    }), day(35));
+    let o = step(
+        &d,
+        &crafted(PUBLIC[3], 300, |p| {
+            p.retain(|v| !gone.contains(&v.as_str().unwrap()));
+            p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
+        }),
+        day(35),
+    );
     assert!(o.diff.held.is_empty() && o.diff.added.is_empty() && !o.diff.effective_changed);
 }
 
@@ -240,9 +253,19 @@ fn a_mass_removal_is_held_never_blocks_additions_and_takes_effect_after_four_fil
     let d = TempDir::new("mass");
     let dir = d.path();
     apply_real(dir, PUBLIC[3], day(0));
-    let all: Vec<String> = common::json(PUBLIC[3]).pointer("/values").unwrap().as_array().unwrap().iter()
-        .find(|t| t["name"] == AAD).unwrap()["properties"]["addressPrefixes"].as_array().unwrap()
-        .iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let all: Vec<String> = common::json(PUBLIC[3])
+        .pointer("/values")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == AAD)
+        .unwrap()["properties"]["addressPrefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     let gutted = |cn: u64, extra: &[&str]| {
         crafted(PUBLIC[3], cn, |p| {
             p.truncate(20);
@@ -255,6 +278,9 @@ fn a_mass_removal_is_held_never_blocks_additions_and_takes_effect_after_four_fil
     assert_eq!(o.diff.added, nets(&["40.126.220.0/28"]), "the hold does not block additions");
     assert_eq!(o.state.counts().effective, 217);
     assert!(o.diff.warnings.iter().any(|w| w.contains("196 of 216 published prefixes (91%)")), "{:?}", o.diff.warnings);
+    // What the host firewall reads from state.json is the effective list, held prefixes included.
+    let host: Vec<IpNet> = vorfw_host::entra_list(dir).unwrap().unwrap();
+    assert_eq!(host, o.state.effective().into_iter().collect::<Vec<_>>());
     // The next weeks add more and keep confirming; the 4th file without them applies the removal.
     let o = step(&d, &gutted(367, &["40.126.220.0/28", "40.126.221.0/28"]), day(14));
     assert_eq!(o.diff.added, nets(&["40.126.221.0/28"]));
@@ -329,7 +355,9 @@ fn implausible_files_are_refused_and_change_nothing() {
         (crafted(PUBLIC[3], u64::MAX, |_| {}), "changeNumber 18446744073709551615"),
         (crafted(PUBLIC[3], 365 + 1001, |_| {}), "jumps 1001 past the highest accepted 365"),
         (
-            crafted(PUBLIC[3], 366, |p| p.extend((0..600u32).map(|i| format!("40.{}.{}.0/24", 100 + i / 256, i % 256).into()))),
+            crafted(PUBLIC[3], 366, |p| {
+                p.extend((0..600u32).map(|i| format!("40.{}.{}.0/24", 100 + i / 256, i % 256).into()))
+            }),
             "adds 600 prefixes at once, more than the 500 allowed",
         ),
         (

@@ -50,15 +50,22 @@ pub struct Outcome {
     pub policy: Policy,
 }
 
-/// The Entra ID list a host holds: the effective prefixes of `<dir>/state.json`, or `None`.
+/// The Entra ID list a host holds: the effective prefixes of `<dir>/state.json` (published, in
+/// grace, and those of held removals), or `None`.
 pub fn entra_list(dir: &Path) -> Result<Option<Vec<IpNet>>, String> {
     #[derive(Deserialize)]
     struct Entry {
         prefix: IpNet,
     }
     #[derive(Deserialize)]
+    struct Hold {
+        prefixes: Vec<IpNet>,
+    }
+    #[derive(Deserialize)]
     struct State {
         prefixes: Vec<Entry>,
+        #[serde(default)]
+        holds: Vec<Hold>,
     }
     let path = dir.join("state.json");
     let text = match std::fs::read_to_string(&path) {
@@ -68,7 +75,11 @@ pub fn entra_list(dir: &Path) -> Result<Option<Vec<IpNet>>, String> {
     };
     let st: State = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not an Entra ID state file ({e}); fix or remove it", path.display()))?;
-    Ok(Some(st.prefixes.into_iter().map(|e| e.prefix).collect()))
+    let mut list: Vec<IpNet> =
+        st.prefixes.into_iter().map(|e| e.prefix).chain(st.holds.into_iter().flat_map(|h| h.prefixes)).collect();
+    list.sort();
+    list.dedup();
+    Ok(Some(list))
 }
 
 /// The resolvers in resolv.conf text.
@@ -380,6 +391,17 @@ mod tests {
         .unwrap();
         let l = entra_list(&dir).unwrap().unwrap();
         assert_eq!(l.len(), 2);
+        // Held removals stay allowed.
+        std::fs::write(
+            dir.join("state.json"),
+            r#"{"version":2,"prefixes":[{"prefix":"10.231.0.0/28"}],"holds":[{"prefixes":["10.231.0.16/28","fd00:231::/120"]}]}"#,
+        )
+        .unwrap();
+        let l = entra_list(&dir).unwrap().unwrap();
+        assert_eq!(
+            l.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            ["10.231.0.0/28", "10.231.0.16/28", "fd00:231::/120"]
+        );
         std::fs::write(dir.join("state.json"), "{").unwrap();
         assert!(entra_list(&dir).unwrap_err().contains("not an Entra ID state file"));
         std::fs::remove_dir_all(&dir).unwrap();
