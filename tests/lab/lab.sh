@@ -132,7 +132,7 @@ ansible_python_interpreter=/usr/bin/python3
 # The Entra ID refresher of the OIDC clients reads a synthetic service-tag file whose prefixes
 # are lab addresses: the lab never talks to Microsoft. Lab addresses are private (special-use)
 # ranges, which a real feed is refused for: the lab feed, and nothing else, allows them.
-entra_egress_file=${LAB_DIR%/lab}/fixtures/servicetags/ServiceTags_Public_lab_week1.json
+entra_egress_file={{inventory_dir}}/../fixtures/servicetags/ServiceTags_Public_lab_week1.json
 entra_egress_allow_special_use=true
 
 [lab]

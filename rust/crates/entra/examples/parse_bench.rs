@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release -p vorfw-entra --example parse_bench [FILE...] [--iterations N]`
 //! Without files it uses every file in shared/data/servicetags next to the repository.
+//!
+//! `... --example parse_bench -- --discovery-page PAGE.html [--iterations N]` times finding the
+//! download link on a details page instead (bench/entra.py writes one with 40,000 links).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,6 +16,19 @@ fn main() {
     while let Some(a) = args.next() {
         if a == "--iterations" {
             iterations = args.next().and_then(|n| n.parse().ok()).expect("--iterations N");
+        } else if a == "--discovery-page" {
+            let page = std::fs::read_to_string(args.next().expect("--discovery-page PAGE")).expect("read page");
+            let mut best = Duration::MAX;
+            let mut link = String::new();
+            for _ in 0..iterations {
+                let t = Instant::now();
+                link = vorfw_entra::find_download_link(&page, vorfw_entra::DEFAULT_LINK_PREFIX, vorfw_entra::Cloud::Public)
+                    .expect("a link")
+                    .0;
+                best = best.min(t.elapsed());
+            }
+            println!("discovery: {} bytes, best {:.2} ms ({iterations} runs): {link}", page.len(), best.as_secs_f64() * 1e3);
+            return;
         } else {
             files.push(a.into());
         }
