@@ -287,6 +287,32 @@ def test_bad_input_names_the_fault(vorfw, tmp_path, hostvars, message):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_one_extra_rule_id_means_one_rule_fleet_wide(vorfw, tmp_path):
+    rule = lambda port: [{"id": "app", "group": "web", "port": port, "source_group": "django", "purpose": "App"}]
+    inv = {"all": {"children": {
+        "web": {"hosts": {"web1": {"ansible_host": "10.50.0.1", "host_firewall_extra_rules": rule(9001)},
+                          "web2": {"ansible_host": "10.50.0.2", "host_firewall_extra_rules": rule(9002)}}},
+        "django": {"hosts": {"dj1": {"ansible_host": "10.50.0.3"}}}}}}
+    (tmp_path / "inv.yml").write_text(json.dumps(inv))
+    r = run([vorfw, "plan", "-i", tmp_path / "inv.yml"])
+    assert r.returncode != 0 and r.stdout == ""
+    assert "host web2: host_firewall_extra_rules: id 'app' is defined differently on host web1" in r.stderr, r.stderr
+
+
+def test_look_alike_group_names_stay_apart(vorfw, tmp_path):
+    # dc1.web hashes to the name a group called dc1_web_61076b would have had.
+    inv = {"all": {"children": {
+        "dc1.web": {"hosts": {"a1": {"ansible_host": "10.50.0.4"}}},
+        "dc1_web_61076b": {"hosts": {"b1": {"ansible_host": "10.50.0.5"}}},
+        "web": {"hosts": {"w1": {"ansible_host": "10.50.0.6", "host_firewall_extra_rules": [
+            {"id": "a", "group": "web", "port": 9001, "source_group": "dc1.web", "purpose": "A"},
+            {"id": "b", "group": "web", "port": 9002, "source_group": "dc1_web_61076b", "purpose": "B"}]}}}}}}
+    (tmp_path / "inv.yml").write_text(json.dumps(inv))
+    r = run([vorfw, "plan", "-i", tmp_path / "inv.yml", "--limit", "w1"])
+    assert r.returncode == 0, r.stderr
+    assert "w1\tin\ttcp\t9001\t10.50.0.4/32\tA\ta" in r.stdout and "w1\tin\ttcp\t9002\t10.50.0.5/32\tB\tb" in r.stdout
+
+
 def test_host_without_an_address(vorfw, tmp_path):
     (tmp_path / "hosts.ini").write_text("[web]\nweb1 ansible_host=no-such-host.invalid\n")
     r = run([vorfw, "plan", "-i", tmp_path / "hosts.ini"])

@@ -242,6 +242,31 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
     let service_group = |name: &str| m.service(name).map(|s| s.group.as_str());
     let label_for = |service: &str| format!("{service} (group {})", service_group(service).unwrap_or("?"));
     let matrix_ids: BTreeSet<&str> = m.row_ids().collect();
+    // An extra rule whose source is inventory hosts is mirrored onto those hosts under its id
+    // (set `t-<id>`): the same id defined differently on another host would give a source host
+    // two rules under one name, which `apply` refuses there. One id, one such rule, fleet-wide.
+    let mirrored = |x: &ExtraRule| matches!(x.source, Peer::Service(_) | Peer::Group(_));
+    let mut extra_defs: HashMap<&str, (&ExtraRule, &str)> = HashMap::new();
+    for host in &hosts {
+        for x in host.options.extra_rules.iter().filter(|x| mirrored(x)) {
+            match extra_defs.get(x.id.as_str()) {
+                Some((first, on)) if *first != x => {
+                    return Err(Error::new(format!(
+                        "host {}: host_firewall_extra_rules: id '{}' is defined differently on host {on} \
+                         ({} against {}); one id must name one rule across the inventory",
+                        host.name,
+                        x.id,
+                        describe_extra(x),
+                        describe_extra(first)
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    extra_defs.insert(x.id.as_str(), (x, host.name.as_str()));
+                }
+            }
+        }
+    }
 
     // 3. Inbound rules, host by host; remember inbound rules with host peers for mirroring.
     let mut mirrors: BTreeMap<MirrorKey, Mirror> = BTreeMap::new();
@@ -460,7 +485,39 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
     for h in &mut hosts {
         h.outbound.sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
     }
+    // 5. Every set a host's rules use has one content, and a name of its own on every backend:
+    //    what `apply` would refuse on one host is refused here, before any host is touched.
+    for h in &hosts {
+        let mut by_key: BTreeMap<&str, &Rule> = BTreeMap::new();
+        for r in h.inbound.iter().chain(&h.outbound) {
+            if let Some(prev) = by_key.insert(&r.set, r) {
+                if prev.peers != r.peers {
+                    return Err(Error::new(format!(
+                        "host {}: rules {} and {} use the peer set {} with different peers",
+                        h.name, prev.id, r.id, r.set
+                    )));
+                }
+            }
+        }
+        if let Some((a, b, name)) = crate::policy::naming_collisions(by_key.keys().copied()).into_iter().next() {
+            return Err(Error::new(format!(
+                "host {}: the peer sets {a} and {b} would both be the {name}; rename one of the groups \
+                 (or extra rule ids) they come from",
+                h.name
+            )));
+        }
+    }
     Ok(Plans { hosts, warnings })
+}
+
+/// An extra rule in words, for messages.
+fn describe_extra(x: &ExtraRule) -> String {
+    let peer = |p: &Peer| match p {
+        Peer::Service(s) => format!("service {s}"),
+        Peer::Group(g) => format!("group {g}"),
+        Peer::Cidrs(c) => c.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
+    };
+    format!("port {}/{} on {} from {}", x.port, x.protocols.join("+"), peer(&x.target), peer(&x.source))
 }
 
 /// The set key of an audience: its variables without the common prefix and suffix.
@@ -564,6 +621,56 @@ mod tests {
         inv["_meta"]["hostvars"]["dj"]["ansible_host"] = json!("nowhere.invalid");
         let e = plans(inv).unwrap_err();
         assert!(e.0.starts_with("host dj: no address: ansible_host 'nowhere.invalid' does not resolve"), "{e}");
+    }
+
+    #[test]
+    fn look_alike_group_names_get_distinct_sets_on_every_backend() {
+        use crate::policy::{object_name, Family, FIREWALLD_NAMING, NFTABLES_NAMING};
+        let rules = json!([
+            {"id": "a", "group": "web", "port": 9001, "source_group": "dc1.web", "purpose": "A"},
+            {"id": "b", "group": "web", "port": 9002, "source_group": "dc1_web_61076b", "purpose": "B"}
+        ]);
+        let p = plans(json!({
+            "_meta": {"hostvars": {
+                "w1": {"ansible_host": "10.0.0.4"}, "w2": {"ansible_host": "10.0.0.5"},
+                "w3": {"ansible_host": "10.0.0.6", "host_firewall_extra_rules": rules}
+            }},
+            "dc1.web": {"hosts": ["w1"]}, "dc1_web_61076b": {"hosts": ["w2"]}, "web": {"hosts": ["w3"]}
+        }))
+        .unwrap();
+        let w3 = host(&p, "w3");
+        let set = |id: &str| w3.inbound.iter().find(|r| &*r.id == id).unwrap().set.to_string();
+        for n in [FIREWALLD_NAMING, NFTABLES_NAMING] {
+            let (a, b) = (
+                object_name(n.prefix, &set("a"), Family::V4, n.max),
+                object_name(n.prefix, &set("b"), Family::V4, n.max),
+            );
+            assert_ne!(a, b, "{}: {a}", n.backend);
+        }
+        assert_eq!(rule_peers(w3, "in", "a", Proto::Tcp), ["10.0.0.4/32"]);
+        assert_eq!(rule_peers(w3, "in", "b", Proto::Tcp), ["10.0.0.5/32"]);
+    }
+
+    #[test]
+    fn one_extra_rule_id_is_one_rule_across_the_inventory() {
+        let rule =
+            |port: u16| json!([{"id": "x", "group": "web", "port": port, "source_group": "django", "purpose": "P"}]);
+        let inv = |p3: u16, p4: u16| {
+            json!({
+                "_meta": {"hostvars": {
+                    "w3": {"ansible_host": "10.0.0.6", "host_firewall_extra_rules": rule(p3)},
+                    "w4": {"ansible_host": "10.0.0.7", "host_firewall_extra_rules": rule(p4)},
+                    "d1": {"ansible_host": "10.0.0.3"}
+                }},
+                "web": {"hosts": ["w3", "w4"]}, "django": {"hosts": ["d1"]}
+            })
+        };
+        let e = plans(inv(9001, 9002)).unwrap_err();
+        assert!(e.0.contains("host w4: host_firewall_extra_rules: id 'x' is defined differently on host w3"), "{e}");
+        assert!(e.0.contains("port 9002/tcp on group web from group django against port 9001/tcp"), "{e}");
+        // The same definition on both hosts is one rule: d1 reaches both on 9001.
+        let p = plans(inv(9001, 9001)).unwrap();
+        assert_eq!(rule_peers(host(&p, "d1"), "out", "x", Proto::Tcp), ["10.0.0.6/32", "10.0.0.7/32"]);
     }
 
     #[test]

@@ -244,13 +244,16 @@ pub fn host(plan: &wire::HostPlan, controller: Option<IpAddr>, facts: &HostFacts
 }
 
 /// A backend object name for a set key: `<prefix><key>-<4|6>`, at most `max` characters,
-/// using only `[A-Za-z0-9_-]` (a short hash keeps long or unusual keys unique).
+/// using only `[A-Za-z0-9_-]`. A key that is not clean or does not fit gets a short hash
+/// (`<prefix><start>_<6 hex>-<4|6>`); so does a clean key that already ends like a hashed one, so
+/// a group named `dc1_web_61076b` can never take the name of group `dc1.web`. Hash collisions
+/// between two keys of one host are refused by the planner ([`naming_collisions`]).
 pub fn object_name(prefix: &str, key: &str, family: Family, max: usize) -> String {
     let clean: String =
         key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     let tail = format!("-{}", family.suffix());
     let full = format!("{prefix}{clean}{tail}");
-    if full.len() <= max && clean == key {
+    if full.len() <= max && clean == key && !looks_hashed(key) {
         return full;
     }
     // FNV-1a: stable across builds and platforms.
@@ -262,6 +265,44 @@ pub fn object_name(prefix: &str, key: &str, family: Family, max: usize) -> Strin
     let room = max.saturating_sub(prefix.len() + tail.len() + hash.len() + 1);
     let short: String = clean.chars().take(room).collect();
     format!("{prefix}{short}_{hash}{tail}")
+}
+
+/// `…_<6 lowercase hex>`: the shape [`object_name`] gives hashed keys.
+fn looks_hashed(key: &str) -> bool {
+    let b = key.as_bytes();
+    b.len() > 7 && b[b.len() - 7] == b'_' && b[b.len() - 6..].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// How one backend names its objects: a prefix and a length limit.
+#[derive(Clone, Copy, Debug)]
+pub struct Naming {
+    pub backend: &'static str,
+    pub what: &'static str,
+    pub prefix: &'static str,
+    pub max: usize,
+}
+
+/// firewalld ipsets: `vorfw-…`, at most 31 characters (the kernel's limit).
+pub const FIREWALLD_NAMING: Naming = Naming { backend: "firewalld", what: "ipset", prefix: "vorfw-", max: 31 };
+/// nftables named sets in table `inet vorstream`.
+pub const NFTABLES_NAMING: Naming = Naming { backend: "nftables", what: "set", prefix: "", max: 64 };
+
+/// Pairs of distinct set keys that one backend would give the same object name, with that name.
+pub fn naming_collisions<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<(String, String, String)> {
+    let keys: BTreeSet<&str> = keys.into_iter().collect();
+    let mut out = Vec::new();
+    for n in [FIREWALLD_NAMING, NFTABLES_NAMING] {
+        for fam in [Family::V4, Family::V6] {
+            let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+            for k in &keys {
+                let name = object_name(n.prefix, k, fam, n.max);
+                if let Some(other) = seen.insert(name.clone(), k) {
+                    out.push((other.to_string(), k.to_string(), format!("{} {} {name}", n.backend, n.what)));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -412,5 +453,28 @@ mod tests {
         assert!(a.len() <= 31 && b.len() <= 31 && a != b, "{a} {b}");
         let c = object_name("vorfw-", "g-odd.name", Family::V4, 31);
         assert!(c.starts_with("vorfw-g-odd_name_") && c.ends_with("-4"), "{c}");
+        // A group named like another's hashed name does not take it.
+        let dotted = object_name("vorfw-", "g-dc1.web", Family::V4, 31);
+        let lookalike = dotted.trim_start_matches("vorfw-").trim_end_matches("-4").to_string();
+        assert_eq!(lookalike, "g-dc1_web_61076b");
+        assert_ne!(object_name("vorfw-", &lookalike, Family::V4, 31), dotted);
+        assert!(naming_collisions(["g-dc1.web", lookalike.as_str(), "g-super"]).is_empty());
+        // A real hash collision is reported with both keys.
+        let (a, b) = find_fnv_collision();
+        let c = naming_collisions([a.as_str(), b.as_str()]);
+        assert!(!c.is_empty() && c[0].2.starts_with("firewalld ipset vorfw-"), "{c:?}");
+    }
+
+    /// Two long keys whose 24-bit hashes and truncated starts agree.
+    fn find_fnv_collision() -> (String, String) {
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for i in 0u32.. {
+            let k = format!("g-a-group-name-longer-than-the-limit-{i}");
+            let n = object_name("vorfw-", &k, Family::V4, 31);
+            if let Some(prev) = seen.insert(n, k.clone()) {
+                return (prev, k);
+            }
+        }
+        unreachable!()
     }
 }

@@ -22,12 +22,20 @@ fn main() {
             let mut link = String::new();
             for _ in 0..iterations {
                 let t = Instant::now();
-                link = vorfw_entra::find_download_link(&page, vorfw_entra::DEFAULT_LINK_PREFIX, vorfw_entra::Cloud::Public)
-                    .expect("a link")
-                    .0;
+                link = vorfw_entra::find_download_link(
+                    &page,
+                    vorfw_entra::DEFAULT_LINK_PREFIX,
+                    vorfw_entra::Cloud::Public,
+                )
+                .expect("a link")
+                .0;
                 best = best.min(t.elapsed());
             }
-            println!("discovery: {} bytes, best {:.2} ms ({iterations} runs): {link}", page.len(), best.as_secs_f64() * 1e3);
+            println!(
+                "discovery: {} bytes, best {:.2} ms ({iterations} runs): {link}",
+                page.len(),
+                best.as_secs_f64() * 1e3
+            );
             return;
         } else {
             files.push(a.into());

@@ -6,9 +6,9 @@ use std::fmt;
 use vorfw_core::policy::{object_name, Family, Policy};
 
 /// Every object this collection owns in firewalld starts with this prefix.
-pub const PREFIX: &str = "vorfw-";
+pub const PREFIX: &str = vorfw_core::policy::FIREWALLD_NAMING.prefix;
 /// ipset names are limited to 31 characters by the kernel.
-pub const MAX_NAME: usize = 31;
+pub const MAX_NAME: usize = vorfw_core::policy::FIREWALLD_NAMING.max;
 /// The one firewalld policy object this collection owns: what the host itself sends
 /// (ingress zone `HOST`, egress zone `ANY`). Everything in it is ours.
 pub const EGRESS_POLICY: &str = "vorfw-egress";

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use vorfw_core::policy::{object_name, Accept, Family, Policy, GUARD_ID};
+use vorfw_core::policy::{object_name, Accept, Family, Policy, GUARD_ID, NFTABLES_NAMING};
 use vorfw_core::Matrix;
 use vorfw_core::Proto;
 
@@ -10,7 +10,7 @@ use vorfw_core::Proto;
 pub const TABLE: &str = "inet vorstream";
 
 fn set_name(key: &str, fam: Family) -> String {
-    object_name("", key, fam, 64)
+    object_name(NFTABLES_NAMING.prefix, key, fam, NFTABLES_NAMING.max)
 }
 
 /// Ports per (set, family, protocol): one rule each, with an anonymous port set.
