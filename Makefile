@@ -37,6 +37,7 @@ setup-venv: $(VENV)/.stamp
 
 setup-rust:
 	@for t in $(RUST_TARGETS); do rustup target list --installed | grep -qx $$t || rustup target add $$t; done
+	@for c in clippy rustfmt; do rustup component list --installed | grep -q "^$$c" || rustup component add $$c; done
 
 ## link: make the source tree importable as the collection vorstream.firewall
 link:
@@ -61,6 +62,7 @@ SHARED_TAGS := $(ROOT)/../shared/data/servicetags
 test-unit:
 	cd rust && cargo test --locked -q --workspace
 	cd rust && cargo fmt --all -- --check
+	cd rust && cargo clippy --locked -q --workspace --all-targets -- -D warnings
 	@if [ -d $(SHARED_TAGS) ]; then \
 	  echo "checking the reduced Microsoft files against the originals in $(SHARED_TAGS)"; \
 	  cd rust && cargo test --locked -q -p vorfw-entra --test real_files -- --ignored; \
