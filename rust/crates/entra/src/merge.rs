@@ -206,10 +206,7 @@ pub fn validate_and_merge(
                 ),
             ));
         }
-        let reason = why
-            .first()
-            .map(|(r, _)| *r)
-            .map(|r| (r, why.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>().join("; ")));
+        let reason = why.first().map(|(r, _)| (*r, why.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>().join("; ")));
         match reason {
             Some((reason, detail)) if !cfg.force => {
                 warnings.push(format!(

@@ -420,7 +420,12 @@ pub fn load_state(dir: &Path) -> Result<Option<State>> {
 pub fn load_status(dir: &Path) -> Result<Option<Status>> {
     let path = dir.join(STATUS_FILE);
     let Some(text) = read_optional(&path)? else { return Ok(None) };
-    serde_json::from_str(&text).map(Some).map_err(|e| state_err(path.display(), e))
+    let mut status: Status = serde_json::from_str(&text).map_err(|e| state_err(path.display(), e))?;
+    // A status written before `condition` existed.
+    if !status.ok {
+        status.condition = Condition::Failed;
+    }
+    Ok(Some(status))
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>> {

@@ -1277,7 +1277,10 @@ pub(crate) mod tests {
         assert_eq!(want.len(), 3000);
         assert_eq!((first.added, again.added, first6.added), (1500, 0, 1500));
         assert!(!again.changed && !again6.changed);
-        assert!(took.as_millis() < 100, "took {took:?}");
+        // A gross bound only (a quadratic plan takes seconds here); on a loaded 2-core CI machine
+        // a debug build needs well over 100 ms. bench/scale.py measures properly.
+        let limit = if cfg!(debug_assertions) { 1500 } else { 200 };
+        assert!(took.as_millis() < limit, "took {took:?}");
         eprintln!("3000 rules: desired + 4 plans in {took:?}");
     }
 }
