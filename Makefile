@@ -47,7 +47,12 @@ link:
 ## build: static musl binaries: bin/vorfw (host arch), plugins/modules/__bin__/<module>_<arch>,
 ##        roles/entra_egress/files/vorfw-entra_<arch> (the refresher installed on hosts)
 build: setup-rust link
-	cd rust && for t in $(RUST_TARGETS); do cargo build --release --locked --target $$t -q; done
+	@# The module binaries are built on their own, so that cargo's feature unification cannot
+	@# hand them the feed's network stack (vorfw-entra's `fetch` feature, which the refresher and
+	@# the CLI enable): they read the Entra ID state with the feed's pure part only.
+	cd rust && for t in $(RUST_TARGETS); do \
+	  cargo build --release --locked --target $$t -q --workspace $(foreach m,$(MODULES),--exclude vorfw-mod-$(m)) && \
+	  cargo build --release --locked --target $$t -q $(foreach m,$(MODULES),-p vorfw-mod-$(m)); done
 	mkdir -p bin plugins/modules/__bin__
 	for a in $(ARCHES); do for m in $(MODULES); do \
 	  install -m 0755 rust/target/$$a-unknown-linux-musl/release/$$m plugins/modules/__bin__/$${m}_$$a; done; done
@@ -63,6 +68,7 @@ test-unit:
 	cd rust && cargo test --locked -q --workspace
 	cd rust && cargo fmt --all -- --check
 	cd rust && cargo clippy --locked -q --workspace --all-targets -- -D warnings
+	cd rust && cargo clippy --locked -q -p vorfw-entra --no-default-features -- -D warnings
 	@if [ -d $(SHARED_TAGS) ]; then \
 	  echo "checking the reduced Microsoft files against the originals in $(SHARED_TAGS)"; \
 	  cd rust && cargo test --locked -q -p vorfw-entra --test real_files -- --ignored; \

@@ -132,7 +132,8 @@ ansible_python_interpreter=/usr/bin/python3
 # The Entra ID refresher of the OIDC clients reads a synthetic service-tag file whose prefixes
 # are lab addresses: the lab never talks to Microsoft. Lab addresses are private (special-use)
 # ranges, which a real feed is refused for: the lab feed, and nothing else, allows them.
-entra_egress_file={{inventory_dir}}/../fixtures/servicetags/ServiceTags_Public_lab_week1.json
+# 'lab.sh up' copies it there from tests/fixtures/servicetags (week 1).
+entra_egress_file=$STATE/lab-entra-feed.json
 entra_egress_allow_special_use=true
 
 [lab]
@@ -765,6 +766,9 @@ cmd_up() {
     for n in "${HOSTS[@]}"; do ensure_host "$n"; done
     wait_listeners
     wait_firewalld || die "firewalld did not come up (see above)"
+    # The lab's synthetic Entra ID feed, at a path outside the checkout (inventories copied
+    # elsewhere by tests keep working; no checkout path in the committed inventory).
+    install -m 0644 "${LAB_DIR%/lab}/fixtures/servicetags/ServiceTags_Public_lab_week1.json" "$STATE/lab-entra-feed.json"
     write_inventory
     write_ssh_config
     say "up: ${#HOSTS[@]} hosts in $((SECONDS - start))s; ssh -F $STATE/ssh_config <host>"

@@ -297,38 +297,30 @@ def scenario_restored() -> list[Step]:
     return weekly(doc, t0("2025-07-21"), 363, lists)
 
 
-def scenario_hostile(extra: list[str], label: str) -> list[Step]:
+def with_bad_file(make_bad, label: str, compact: bool = False) -> list[Step]:
+    """Eight normal weeks from the real public list, and a hostile or broken file (not genuine)
+    a day before week 3: `make_bad(doc, week-3 list)` builds it."""
     doc = base("ServiceTags_Public_20250714.json")
     full = sorted(published(doc), key=_key)
     lists = churn(full, 8, add=1, remove=1, fresh=pool(20))
     steps = weekly(doc, t0("2025-07-14"), 362, lists)
-    bad = json.loads(json.dumps(steps[3].doc))
-    for t in bad["values"]:
-        if t["name"] == TAG:
-            t["properties"]["addressPrefixes"] += extra
-    steps.insert(3, Step(steps[3].when - DAY, doc=bad, genuine=False, label=label))
+    bad = make_bad(doc, lists[3])
+    steps.insert(3, Step(steps[3].when - DAY, doc=bad, genuine=False, compact=compact, label=label))
     return steps
+
+
+def scenario_hostile() -> list[Step]:
+    return with_bad_file(lambda doc, week: with_list(doc, 365, week + ["0.0.0.0/0", "::/0"]), "adds 0.0.0.0/0 and ::/0")
 
 
 def scenario_change_number_max() -> list[Step]:
-    doc = base("ServiceTags_Public_20250714.json")
-    full = sorted(published(doc), key=_key)
-    lists = churn(full, 8, add=1, remove=1, fresh=pool(20))
-    steps = weekly(doc, t0("2025-07-14"), 362, lists)
-    bad = with_list(doc, 2**64 - 1, lists[3] + pool(1, "40.99.0.0"))
-    steps.insert(3, Step(steps[3].when - DAY, doc=bad, genuine=False, label="changeNumber 2^64-1"))
-    return steps
+    return with_bad_file(lambda doc, week: with_list(doc, 2**64 - 1, week + pool(1, "40.99.0.0")), "changeNumber 2^64-1")
 
 
 def scenario_huge() -> list[Step]:
-    doc = base("ServiceTags_Public_20250714.json")
-    full = sorted(published(doc), key=_key)
-    lists = churn(full, 6, add=1, remove=1, fresh=pool(20))
-    steps = weekly(doc, t0("2025-07-14"), 362, lists)
     start = int(ipaddress.IPv4Address("40.0.0.0"))
-    huge = with_list(doc, 365, (f"{ipaddress.IPv4Address(start + i)}/32" for i in range(900_000)), sort=False)
-    steps.insert(3, Step(steps[3].when - DAY, doc=huge, genuine=False, compact=True, label="900,000 prefixes"))
-    return steps
+    prefixes = (f"{ipaddress.IPv4Address(start + i)}/32" for i in range(900_000))
+    return with_bad_file(lambda doc, _: with_list(doc, 365, prefixes, sort=False), "900,000 prefixes", compact=True)
 
 
 SCENARIOS = {
@@ -336,7 +328,7 @@ SCENARIOS = {
     "eleven-week-gap": ("public", scenario_gap),
     "backwards-change-number": ("public", scenario_backwards),
     "removal-restored": ("public", scenario_restored),
-    "hostile-default-route": ("public", lambda: scenario_hostile(["0.0.0.0/0", "::/0"], "adds 0.0.0.0/0 and ::/0")),
+    "hostile-default-route": ("public", scenario_hostile),
     "change-number-max": ("public", scenario_change_number_max),
     "huge-900k": ("public", scenario_huge),
 }

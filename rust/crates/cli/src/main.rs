@@ -66,7 +66,7 @@ fn main() {
     if let Cmd::Entra { args } = &cli.cmd {
         let mut argv = vec!["vorfw entra".to_string()];
         argv.extend(args.iter().cloned());
-        std::process::exit(vorfw_entra::cli_with(argv, Some(&vorfw_entra::host_applier)));
+        std::process::exit(vorfw_entra::cli_with(argv, Some(&vorfw_refresher::host_applier)));
     }
     match run(cli) {
         Ok(out) => {

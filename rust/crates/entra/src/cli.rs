@@ -277,12 +277,6 @@ pub struct ApplyReport {
 /// Applies an effective list to the host firewall: `(prefixes, check) -> report`.
 pub type Applier<'a> = &'a dyn Fn(&[ipnet::IpNet], bool) -> std::result::Result<ApplyReport, String>;
 
-/// The applier of this host: re-apply the request the `apply` module last recorded, with the
-/// new list (see `vorfw_host::reapply`).
-pub fn host_applier(prefixes: &[ipnet::IpNet], check: bool) -> std::result::Result<ApplyReport, String> {
-    vorfw_host::reapply(prefixes, check).map(|(changed, summary, detail)| ApplyReport { changed, summary, detail })
-}
-
 /// Run the command line (`args[0]` is the program name). Returns the exit code.
 pub fn cli(args: Vec<String>) -> i32 {
     cli_with(args, None)

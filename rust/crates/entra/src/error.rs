@@ -91,6 +91,7 @@ impl Error {
         Error { kind, message: message.into(), status: None }
     }
 
+    #[cfg(feature = "fetch")]
     pub(crate) fn http(status: u16, message: impl Into<String>) -> Self {
         Error { kind: ErrorKind::Http, message: message.into(), status: Some(status) }
     }
@@ -109,6 +110,7 @@ impl Error {
     }
 
     /// The same error with `context` put in front of the message.
+    #[cfg(feature = "fetch")]
     pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
         self

@@ -17,35 +17,45 @@
 //!   writes, a status file for monitoring, and a hook to apply the list to a firewall before the
 //!   state is committed.
 //! * [`cli`]: the `vorfw-entra` command (`fetch`, `show`, `diff`, `apply`, `status`); the
-//!   binaries pass [`cli_with`] an [`Applier`] that converges the host firewall (`vorfw-host`).
+//!   binaries (`vorfw-refresher`'s `vorfw-entra`, and `vorfw entra`) pass [`cli_with`] an
+//!   [`Applier`] that converges the host firewall.
 //!
-//! This crate carries the network stack (reqwest, rustls, tokio); the firewall module crates
-//! must not depend on it. A caller that applies the list reads [`Outcome::effective`] (or
-//! [`State::effective`] from [`load_state`]).
+//! The feed knows nothing of firewalls. Its network stack (reqwest, rustls, tokio), the refresh
+//! cycle and the command line are the `fetch` feature (default). Without it the crate is the
+//! pure part: the file model, validation and the update policy, and the owner of the state
+//! directory's format, which the host side reads with [`load_state`] and [`State::effective`]
+//! (`vorfw-host` depends on it with `default-features = false`, so the firewall modules carry no
+//! network stack).
 
+#[cfg(feature = "fetch")]
 mod cli;
 mod config;
 mod error;
+#[cfg(feature = "fetch")]
 mod fetch;
 mod merge;
 mod model;
 pub mod plausible;
+#[cfg(feature = "fetch")]
 mod refresh;
 mod state;
 pub mod time;
 
-pub use cli::{cli, cli_with, host_applier, Applier, ApplyReport};
+#[cfg(feature = "fetch")]
+pub use cli::{cli, cli_with, Applier, ApplyReport, EXIT_FAILED, EXIT_HELD, EXIT_OK, EXIT_STALE};
 pub use config::{
     FeedConfig, Limits, ProxyMode, Source, DEFAULT_HOLD_REFRESHES, DEFAULT_LINK_PREFIX, DEFAULT_MAX_BYTES,
     DEFAULT_STATE_DIR, DEFAULT_TAG, DEFAULT_USER_AGENT,
 };
 pub use error::{Error, ErrorKind, Result};
+#[cfg(feature = "fetch")]
 pub use fetch::{fetch, fetch_async, find_download_link, tls_config, Fetched};
 pub use merge::{validate_and_merge, Diff, GraceEntry};
 pub use model::{
     content_hash, extract, extract_detailed, parse, parse_prefix, Cloud, ServiceTag, ServiceTags, TagInfo,
     TagProperties,
 };
+#[cfg(feature = "fetch")]
 pub use refresh::{refresh, refresh_with, summary, Outcome};
 pub use state::{
     atomic_write, load_state, load_status, lock_dir, save_state, write_outputs, write_status, Condition, Counts,

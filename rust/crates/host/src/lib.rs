@@ -50,36 +50,11 @@ pub struct Outcome {
     pub policy: Policy,
 }
 
-/// The Entra ID list a host holds: the effective prefixes of `<dir>/state.json` (published, in
-/// grace, and those of held removals), or `None`.
+/// The Entra ID list a host holds: the effective prefixes of the refresher's state in `dir`
+/// (published, in grace, and those of held removals), or `None` when it has none yet.
 pub fn entra_list(dir: &Path) -> Result<Option<Vec<IpNet>>, String> {
-    #[derive(Deserialize)]
-    struct Entry {
-        prefix: IpNet,
-    }
-    #[derive(Deserialize)]
-    struct Hold {
-        prefixes: Vec<IpNet>,
-    }
-    #[derive(Deserialize)]
-    struct State {
-        prefixes: Vec<Entry>,
-        #[serde(default)]
-        holds: Vec<Hold>,
-    }
-    let path = dir.join("state.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let st: State = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not an Entra ID state file ({e}); fix or remove it", path.display()))?;
-    let mut list: Vec<IpNet> =
-        st.prefixes.into_iter().map(|e| e.prefix).chain(st.holds.into_iter().flat_map(|h| h.prefixes)).collect();
-    list.sort();
-    list.dedup();
-    Ok(Some(list))
+    let state = vorfw_entra::load_state(dir).map_err(|e| format!("Entra ID state: {e}"))?;
+    Ok(state.map(|s| s.effective().into_iter().collect()))
 }
 
 /// The resolvers in resolv.conf text.
@@ -381,29 +356,32 @@ mod tests {
 
     #[test]
     fn entra_list_reads_the_effective_prefixes() {
+        use vorfw_entra::{parse, save_state, validate_and_merge, Cloud, FeedConfig};
         let dir = std::env::temp_dir().join(format!("vorfw-host-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(entra_list(&dir).unwrap(), None);
-        std::fs::write(
-            dir.join("state.json"),
-            r#"{"version":1,"prefixes":[{"prefix":"10.231.0.0/28"},{"prefix":"fd00:231::/120","removed_at":"x"}]}"#,
-        )
-        .unwrap();
+        let doc = |cn: u32, prefixes: &[&str]| {
+            parse(
+                serde_json::json!({"changeNumber": cn, "cloud": "Public", "values": [{"name": "AzureActiveDirectory",
+                    "properties": {"addressPrefixes": prefixes}}]})
+                .to_string()
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let mut cfg = FeedConfig::new(Cloud::Public);
+        cfg.limits.allow_special_use = true; // lab addresses
+        let now = std::time::SystemTime::now();
+        let all = ["10.231.0.0/28", "10.231.0.16/28", "fd00:231::/120"];
+        let (first, _) = validate_and_merge(None, &doc(1, &all), &cfg, now).unwrap();
+        // Two of three removed at once: held, still allowed.
+        let (held, diff) = validate_and_merge(Some(&first), &doc(2, &all[..1]), &cfg, now).unwrap();
+        assert_eq!(diff.held.len(), 2);
+        save_state(&dir, &held).unwrap();
         let l = entra_list(&dir).unwrap().unwrap();
-        assert_eq!(l.len(), 2);
-        // Held removals stay allowed.
-        std::fs::write(
-            dir.join("state.json"),
-            r#"{"version":2,"prefixes":[{"prefix":"10.231.0.0/28"}],"holds":[{"prefixes":["10.231.0.16/28","fd00:231::/120"]}]}"#,
-        )
-        .unwrap();
-        let l = entra_list(&dir).unwrap().unwrap();
-        assert_eq!(
-            l.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-            ["10.231.0.0/28", "10.231.0.16/28", "fd00:231::/120"]
-        );
+        assert_eq!(l.iter().map(|p| p.to_string()).collect::<Vec<_>>(), all);
         std::fs::write(dir.join("state.json"), "{").unwrap();
-        assert!(entra_list(&dir).unwrap_err().contains("not an Entra ID state file"));
+        assert!(entra_list(&dir).unwrap_err().contains("is unreadable (fix or remove it"), "{:?}", entra_list(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

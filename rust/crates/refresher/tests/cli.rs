@@ -1,5 +1,6 @@
 //! The `vorfw-entra` binary: subcommands, exit codes, and proxy settings from the environment.
 
+#[path = "../../entra/tests/common/mod.rs"]
 mod common;
 
 use std::process::{Command, Output};
