@@ -575,22 +575,20 @@ fn report(out: &mut Output, o: &Outcome, format: Format, dry_run: bool) {
                     outln!(out, "+ {p}");
                 }
             }
-            for p in &d.removed {
-                let until = d.in_grace.iter().find(|g| g.prefix == *p).map(|g| crate::time::format(g.expires_at));
-                match until {
-                    Some(t) => outln!(out, "- {p} (removed; allowed until {t})"),
-                    None => outln!(out, "- {p} (removed)"),
-                }
-            }
+            // A removal into grace: until when the prefix stays allowed (unless it expired at once).
+            let mut removal = |p: &ipnet::IpNet, what: &str| match d
+                .in_grace
+                .iter()
+                .find(|g| g.prefix == *p)
+                .map(|g| crate::time::format(g.expires_at))
+            {
+                Some(t) => outln!(out, "- {p} ({what}; allowed until {t})"),
+                None => outln!(out, "- {p} ({what})"),
+            };
+            d.removed.iter().for_each(|p| removal(p, "removed"));
+            d.confirmed.iter().for_each(|p| removal(p, "held removal confirmed"));
             for p in &d.held {
                 outln!(out, "! {p} (removal held; still allowed)");
-            }
-            for p in &d.confirmed {
-                let until = d.in_grace.iter().find(|g| g.prefix == *p).map(|g| crate::time::format(g.expires_at));
-                match until {
-                    Some(t) => outln!(out, "- {p} (held removal confirmed; allowed until {t})"),
-                    None => outln!(out, "- {p} (held removal confirmed)"),
-                }
             }
             for p in &d.restored {
                 outln!(out, "= {p} (published again)");
