@@ -186,10 +186,14 @@ fn a_lower_change_number_holds_its_removals_and_applies_its_additions_at_once() 
                                         // Microsoft renumbered (105 -> 97 happened in August 2020): 2 removed, 3 added.
     let (gone, new) =
         (["13.87.32.5/32", "13.87.33.25/32"], ["40.126.210.0/28", "40.126.211.0/28", "2603:1046:9999::/48"]);
-    let back = crafted(PUBLIC[3], 350, |p| {
-        p.retain(|v| !gone.contains(&v.as_str().unwrap()));
-        p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
-    });
+    // The week-3 list without `gone` and with `new`, under changeNumber `cn`.
+    let renumbered = |cn: u64| {
+        crafted(PUBLIC[3], cn, |p| {
+            p.retain(|v| !gone.contains(&v.as_str().unwrap()));
+            p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
+        })
+    };
+    let back = renumbered(350);
     let o = step(&d, &back, day(7));
     assert_eq!(o.diff.added, nets(&new), "additions never wait");
     assert_eq!(o.diff.held, nets(&gone));
@@ -211,25 +215,11 @@ fn a_lower_change_number_holds_its_removals_and_applies_its_additions_at_once() 
     let o = step(&d, &back, day(8));
     assert!(o.diff.is_noop() && o.state.holds[0].files == 1, "{:?}", o.state.holds);
     for (n, cn) in [(2, 351), (3, 352)] {
-        let o = step(
-            &d,
-            &crafted(PUBLIC[3], cn, |p| {
-                p.retain(|v| !gone.contains(&v.as_str().unwrap()));
-                p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
-            }),
-            day(7 * n),
-        );
+        let o = step(&d, &renumbered(cn), day(7 * n));
         assert_eq!(o.state.holds[0].files, n as u32);
         assert!(o.diff.confirmed.is_empty());
     }
-    let o = step(
-        &d,
-        &crafted(PUBLIC[3], 353, |p| {
-            p.retain(|v| !gone.contains(&v.as_str().unwrap()));
-            p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
-        }),
-        day(28),
-    );
+    let o = step(&d, &renumbered(353), day(28));
     assert_eq!(o.diff.confirmed, nets(&gone));
     assert_eq!(o.diff.expired, nets(&gone), "the grace period counts from the first absence (day 7)");
     assert!(o.state.holds.is_empty());
@@ -237,14 +227,7 @@ fn a_lower_change_number_holds_its_removals_and_applies_its_additions_at_once() 
     assert_eq!(load_status(dir).unwrap().unwrap().condition, Condition::Ok);
 
     // A lower changeNumber with the same list is no failure and holds nothing.
-    let o = step(
-        &d,
-        &crafted(PUBLIC[3], 300, |p| {
-            p.retain(|v| !gone.contains(&v.as_str().unwrap()));
-            p.extend(new.iter().map(|s| serde_json::Value::from(*s)));
-        }),
-        day(35),
-    );
+    let o = step(&d, &renumbered(300), day(35));
     assert!(o.diff.held.is_empty() && o.diff.added.is_empty() && !o.diff.effective_changed);
 }
 
