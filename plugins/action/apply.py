@@ -6,7 +6,8 @@
 Besides picking the binary for the target's CPU, it finds the controller's address as the host
 sees it (the client end of the SSH connection), so that a host whose
 host_firewall_management_sources is unset keeps SSH open from the controller: a run can never
-cut Ansible off. One extra round trip, made without become.
+cut Ansible off. One extra round trip, made without become. It also sends the host only the
+peer sets its plan names.
 """
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ class ActionModule(BinaryModuleAction):
 
     def module_args(self, task_vars):
         args = dict(self._task.args)
+        # The plan's set table holds every host's sets; this host needs only those it names.
+        plan, table = args.get("plan"), args.get("sets")
+        if isinstance(plan, dict) and isinstance(table, dict):
+            wanted = plan.get("sets") or {}
+            if isinstance(wanted, dict):
+                args["sets"] = {i: table[i] for i in set(wanted.values()) if isinstance(i, str) and i in table}
         if not args.get("controller_address"):
             explicit = task_vars.get("host_firewall_controller_address")
             args["controller_address"] = self._templar.template(explicit) if explicit else self._controller

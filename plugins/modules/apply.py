@@ -57,15 +57,22 @@ description:
     client with no list yet is refused (sign-in would break).
   - Each successful run records its request in C(/etc/vorstream-firewall/applied.json); the
     weekly refresher re-applies it with each new list.
-  - When the plan's C(management_sources) is null (C(host_firewall_management_sources) unset),
-    SSH stays open from the controller's address as the host sees it (lockout guard).
+  - When the plan's C(lockout_guard) is true (C(host_firewall_management_sources) unset),
+    SSH stays open from the controller's address as the host sees it.
 author:
   - vorstream.firewall contributors
 options:
   plan:
-    description: One host's plan, as returned by M(vorstream.firewall.plan) in C(plans[host]).
+    description:
+      - One host's entry of the plan, as returned by M(vorstream.firewall.plan) in
+        C(plans[host]), with O(sets); or one host's whole request (its sets included).
     type: dict
     required: true
+  sets:
+    description:
+      - The plan's set table (C(sets) of M(vorstream.firewall.plan)). The action plugin sends
+        the host only the sets its entry names.
+    type: dict
   backend:
     description:
       - Overrides the plan's backend (C(host_firewall_backend)).
@@ -110,6 +117,7 @@ EXAMPLES = r"""
 - name: Enforce each host's plan
   vorstream.firewall.apply:
     plan: "{{ fw.plans[inventory_hostname] }}"
+    sets: "{{ fw.sets }}"
   become: true
 """
 

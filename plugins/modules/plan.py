@@ -37,6 +37,16 @@ options:
         Defaults to the play's hosts (C(ansible_play_hosts_all)).
     type: list
     elements: str
+  probes:
+    description:
+      - Also return, per host, the probes that M(vorstream.firewall.verify) sends from it
+        (required-open flows and forbidden ports to every peer), in C(probes).
+    type: bool
+    default: false
+  probe_management:
+    description: With O(probes), also probe the management SSH port.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -66,11 +76,26 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+format:
+  description: The plan's format, C(vorstream.firewall/plan/v2).
+  returned: success
+  type: str
+sets:
+  description:
+    - The peer sets, each once - table id to C(members) (C(hosts) - inventory hosts, each host
+      leaves out its own addresses; C(networks) - CIDRs from variables) and C(nets), aggregated
+      to the fewest CIDRs. Pass it with a host's entry to M(vorstream.firewall.apply).
+  returned: success
+  type: dict
+  sample: {"g-consul": {"members": "hosts", "nets": ["10.0.0.10/31"]}}
 plans:
-  description: One plan per host, keyed by inventory host name.
+  description: One entry per host, keyed by inventory host name; its rules name sets.
   returned: success
   type: dict
   contains:
+    format:
+      description: The request format, C(vorstream.firewall/request/v2).
+      type: str
     addresses:
       description: The host's own addresses.
       type: list
@@ -86,24 +111,32 @@ plans:
     backend:
       description: The requested firewall backend (C(auto), C(firewalld), C(ufw), C(nftables)).
       type: str
-    management_sources:
-      description: C(host_firewall_management_sources), or null when unset.
-      type: list
-      elements: str
+    lockout_guard:
+      description: C(host_firewall_management_sources) is unset, so SSH stays open from the controller.
+      type: bool
     inbound:
-      description: Inbound rules - C(id), C(port), C(protocol), C(sources) (CIDRs), C(purpose), C(label).
+      description: Inbound rules - C(id), C(port), C(protocol), C(set) (a key of C(sets)), C(purpose), C(label).
       type: list
       elements: dict
     outbound:
-      description: Outbound rules - C(id), C(port), C(protocol), C(destinations), C(purpose), C(label).
+      description: Outbound rules (the mirror of peers' inbound rules), as C(inbound).
       type: list
       elements: dict
+    sets:
+      description: The host's set keys and their ids in the plan's C(sets).
+      type: dict
   sample:
     web1:
+      format: vorstream.firewall/request/v2
       addresses: ["10.0.0.23"]
       services: ["Consul Client", "Web"]
       inbound:
-        - {id: ext-web-8081-users, port: 8081, protocol: tcp, sources: ["0.0.0.0/0", "::/0"], purpose: Web UI, label: "All users (host_firewall_user_sources)"}
+        - {id: ext-web-8081-users, port: 8081, protocol: tcp, set: a-user, purpose: Web UI, label: "All users (host_firewall_user_sources)"}
+      sets: {a-user: a-user}
+probes:
+  description: With O(probes), per host the probes M(vorstream.firewall.verify) sends from it.
+  returned: when O(probes) is true
+  type: dict
 host_count:
   description: The number of hosts planned (the whole inventory; C(plans) holds only the requested ones).
   returned: success

@@ -42,7 +42,7 @@ def test_plan_module_matches_the_cli(tmp_path, vorfw):
               delegate_to: localhost
               register: fw
             - ansible.builtin.copy:
-                content: "{{{{ fw.plans | to_json }}}}"
+                content: "{{{{ {{'sets': fw.sets, 'plans': fw.plans}} | to_json }}}}"
                 dest: {out}
               run_once: true
               delegate_to: localhost
@@ -51,8 +51,11 @@ def test_plan_module_matches_the_cli(tmp_path, vorfw):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     got = json.loads(out.read_text())
-    want = json.loads(run([vorfw, "plan", "-i", inv, "--format", "json"]).stdout)["hosts"]
-    assert got == want
+    want = json.loads(run([vorfw, "plan", "-i", inv, "--format", "json"]).stdout)
+    assert got == {"sets": want["sets"], "plans": want["hosts"]}
+    # Each peer set once: the hosts name them, and every name is in the table.
+    used = {i for h in got["plans"].values() for i in h["sets"].values()}
+    assert used == set(got["sets"]) and len(got["plans"]) > 5
 
 
 def test_plan_module_fails_before_touching_hosts(tmp_path):

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
+use crate::request::{BackendKind, EgressMode};
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -35,8 +36,6 @@ pub const KNOWN_VARIABLES: &[&str] = &[
 
 pub const DEFAULT_DATABASE: &str = "postgres";
 pub const DEFAULT_USER_SOURCES: &[&str] = &["0.0.0.0/0", "::/0"];
-pub const BACKENDS: &[&str] = &["auto", "firewalld", "ufw", "nftables"];
-pub const EGRESS_MODES: &[&str] = &["open", "restricted"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -50,12 +49,12 @@ pub struct Options {
     pub address: Option<Vec<IpAddr>>,
     pub extra_rules: Vec<ExtraRule>,
     pub disabled_rules: BTreeSet<String>,
-    pub backend: String,
+    pub backend: BackendKind,
     /// firewalld services to remove from the zones we manage (e.g. `ssh`), for hosts that
     /// must admit nothing but the plan.
     pub remove_zone_services: Vec<String>,
     /// `host_firewall_egress`: `open` (default) or `restricted` (deny outbound but the plan's).
-    pub egress: String,
+    pub egress: EgressMode,
     /// `None` when unset: the host's resolv.conf nameservers are used.
     pub dns_servers: Option<Vec<IpNet>>,
     pub ntp_servers: Vec<IpNet>,
@@ -151,10 +150,9 @@ impl Options {
             None => BTreeSet::new(),
             Some(v) => string_list("host_firewall_disabled_rules", v)?.into_iter().collect(),
         };
-        let backends: BTreeSet<&str> = BACKENDS.iter().copied().collect();
         let backend = match get("host_firewall_backend") {
-            None => "auto".to_string(),
-            Some(v) => one_of("host_firewall_backend", &scalar("host_firewall_backend", v)?, &backends)?,
+            None => BackendKind::Auto,
+            Some(v) => BackendKind::parse("host_firewall_backend", &scalar("host_firewall_backend", v)?)?,
         };
         let remove_zone_services = match get("host_firewall_remove_zone_services") {
             None => vec![],
@@ -171,10 +169,9 @@ impl Options {
                 list
             }
         };
-        let egress_modes: BTreeSet<&str> = EGRESS_MODES.iter().copied().collect();
         let egress = match get("host_firewall_egress") {
-            None => "open".to_string(),
-            Some(v) => one_of("host_firewall_egress", &scalar("host_firewall_egress", v)?, &egress_modes)?,
+            None => EgressMode::Open,
+            Some(v) => EgressMode::parse("host_firewall_egress", &scalar("host_firewall_egress", v)?)?,
         };
         let dns_servers = cidrs("host_firewall_dns_servers", warnings)?;
         let ntp_servers = cidrs("host_firewall_ntp_servers", warnings)?.unwrap_or_default();
@@ -482,7 +479,7 @@ mod tests {
         assert!(o.admin_sources.is_empty());
         assert_eq!(o.user_sources.len(), 2);
         assert_eq!(o.management_sources, None);
-        assert_eq!(o.backend, "auto");
+        assert_eq!(o.backend, BackendKind::Auto);
     }
 
     #[test]
@@ -530,7 +527,7 @@ mod tests {
     #[test]
     fn egress_options_are_validated() {
         let o = opts(json!({})).unwrap();
-        assert_eq!((o.egress.as_str(), o.dns_servers.is_none(), o.entra), ("open", true, true));
+        assert_eq!((o.egress, o.dns_servers.is_none(), o.entra), (EgressMode::Open, true, true));
         let o = opts(json!({
             "host_firewall_egress": "restricted",
             "host_firewall_dns_servers": "10.0.0.53",
@@ -538,7 +535,7 @@ mod tests {
             "host_firewall_egress_extra_rules": [{"id": "repo", "destinations": ["192.0.2.0/24"], "port": "8443"}],
         }))
         .unwrap();
-        assert_eq!(o.egress, "restricted");
+        assert_eq!(o.egress, EgressMode::Restricted);
         assert_eq!(o.dns_servers, Some(vec!["10.0.0.53/32".parse().unwrap()]));
         assert!(!o.entra);
         assert_eq!(

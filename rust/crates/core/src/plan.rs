@@ -13,37 +13,10 @@ use crate::options::{parse_ip, ExtraRule, Options, Peer, Warnings};
 use ipnet::IpNet;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub fn parse(s: &str) -> Option<Proto> {
-        match s {
-            "tcp" => Some(Proto::Tcp),
-            "udp" => Some(Proto::Udp),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::request::{Members, Proto};
 
 /// A sorted, deduplicated set of networks shared between rules and hosts.
 pub type NetSet = Arc<Vec<IpNet>>;
@@ -75,6 +48,8 @@ pub struct Rule {
     /// A stable key naming the peer set (`g-super`, `a-admin`, `mgmt`, `x-<id>`): backends
     /// name their address sets after it, so membership changes update a set in place.
     pub set: Arc<str>,
+    /// Inventory hosts (each host leaves out its own addresses) or the operator's CIDRs.
+    pub members: Members,
     pub origin: Origin,
 }
 
@@ -346,7 +321,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             }
             for p in protocols {
                 let rule =
-                    Rule { protocol: Proto::parse(p).expect("matrix and options hold tcp or udp"), ..template.clone() };
+                    Rule { protocol: Proto::of(p), ..template.clone() };
                 add_one(rule, mirror_group, inbound);
             }
         };
@@ -361,6 +336,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 purpose: Arc::from(m.management.purpose.as_str()),
                 label: label("host_firewall_management_sources".into()),
                 set: label("mgmt".into()),
+                members: Members::Networks,
                 origin: Origin::Management,
             };
             add(rule, &m.management.protocols, None, &mut inbound);
@@ -381,6 +357,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 purpose: Arc::from(r.purpose.as_str()),
                 label: label(label_for(&r.source)),
                 set: label(format!("g-{src_group}")),
+                members: Members::Hosts,
                 origin: origin.clone(),
             };
             add(rule, &r.protocols, Some(src_group), &mut inbound);
@@ -403,6 +380,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 purpose: Arc::from(r.purpose.as_str()),
                 label: label(format!("{} ({})", r.audience, aud.variables.join(" + "))),
                 set: label(audience_set_key(&aud.variables)),
+                members: Members::Networks,
                 origin: Origin::Audience {
                     audience: Arc::from(r.audience.as_str()),
                     target: Arc::from(
@@ -447,6 +425,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 purpose: Arc::from(x.purpose.as_str()),
                 label: label(who.clone()),
                 set: label(set.clone()),
+                members: if mirror_group.is_some() { Members::Hosts } else { Members::Networks },
                 origin: origin.clone(),
             };
             add(rule, &x.protocols, mirror_group, &mut inbound);
@@ -474,6 +453,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 purpose: mir.purpose.clone(),
                 label: mir.label.clone(),
                 set: mir.set.clone(),
+                members: Members::Hosts,
                 origin: mir.origin.clone(),
             };
             let h = &mut hosts[hi];

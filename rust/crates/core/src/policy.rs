@@ -4,8 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
-use crate::plan::Proto;
-use crate::wire;
+use crate::request::{EgressMode, Proto, Request};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -43,13 +42,16 @@ pub struct Accept {
     pub port: u16,
 }
 
+/// Accepts, each with the plan rule ids behind it.
+pub type Accepts = BTreeMap<Accept, BTreeSet<String>>;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Address sets: (key, family) → aggregated, sorted, non-overlapping networks. Inbound
     /// (sources) and outbound (destinations) sets share this map; their keys never collide.
     pub sets: BTreeMap<(String, Family), Vec<IpNet>>,
     /// What to accept inbound (the set holds sources), with the plan rule ids behind each entry.
-    pub accepts: BTreeMap<Accept, BTreeSet<String>>,
+    pub accepts: Accepts,
     pub egress: Egress,
     /// Not errors, but worth a word to the operator.
     pub warnings: Vec<String>,
@@ -61,7 +63,13 @@ pub struct Policy {
 pub struct Egress {
     pub restricted: bool,
     /// What to accept outbound (the set holds destinations), with rule ids.
-    pub accepts: BTreeMap<Accept, BTreeSet<String>>,
+    pub accepts: Accepts,
+    /// With restricted egress: replies of management SSH (the lockout guard or
+    /// `host_firewall_management_sources`), sent from the SSH port to the inbound set. An SSH
+    /// session that began before conntrack saw it (Ansible's own, on a host's first converge)
+    /// is picked up mid-stream; its next packet from the host is `NEW`, and without these the
+    /// session hangs. Every backend that filters egress itself renders them.
+    pub replies: Accepts,
 }
 
 /// What only the host itself knows.
@@ -71,6 +79,8 @@ pub struct HostFacts {
     pub entra: Option<Vec<IpNet>>,
     /// The resolvers the host uses (resolv.conf), for DNS when `host_firewall_dns_servers` is unset.
     pub nameservers: Vec<IpAddr>,
+    /// The controller's address as the host sees it: with the lockout guard, SSH stays open from it.
+    pub controller: Option<IpAddr>,
 }
 
 /// The set key of the Entra ID list.
@@ -78,40 +88,14 @@ pub fn entra_set() -> &'static str {
     &Matrix::embedded().egress.identity_provider.set
 }
 
-/// Collects sets and accepts, checking that a set key always names the same members.
+/// Collects sets and accepts.
 #[derive(Default)]
 struct Builder {
     raw: BTreeMap<(String, Family), Vec<IpNet>>,
-    seen: BTreeMap<String, Vec<IpNet>>,
 }
 
 impl Builder {
-    fn add(
-        &mut self,
-        accepts: &mut BTreeMap<Accept, BTreeSet<String>>,
-        set: &str,
-        id: &str,
-        port: u16,
-        protocol: &str,
-        nets: Vec<IpNet>,
-    ) -> Result<()> {
-        let protocol =
-            Proto::parse(protocol).ok_or_else(|| Error::new(format!("rule {id}: invalid protocol '{protocol}'")))?;
-        if port == 0 {
-            return Err(Error::new(format!("rule {id}: port 0 is out of range 1-65535")));
-        }
-        let mut sorted = nets.clone();
-        sorted.sort();
-        sorted.dedup();
-        match self.seen.get(set) {
-            Some(prev) if *prev != sorted => {
-                return Err(Error::new(format!("rule {id}: peer set {set} has different members in different rules")))
-            }
-            Some(_) => {}
-            None => {
-                self.seen.insert(set.to_string(), sorted);
-            }
-        }
+    fn add(&mut self, accepts: &mut Accepts, set: &str, id: &str, port: u16, protocol: Proto, nets: &[IpNet]) {
         for fam in [Family::V4, Family::V6] {
             let members: Vec<IpNet> = nets.iter().filter(|n| Family::of(n) == fam).copied().collect();
             if members.is_empty() {
@@ -123,7 +107,6 @@ impl Builder {
                 .or_default()
                 .insert(id.to_string());
         }
-        Ok(())
     }
 
     fn finish(self, p: &mut Policy) {
@@ -133,114 +116,105 @@ impl Builder {
     }
 }
 
-fn parse_nets(id: &str, list: &[String]) -> Result<Vec<IpNet>> {
-    list.iter()
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map(|n| n.trunc())
-                .map_err(|_| Error::new(format!("rule {id}: malformed CIDR '{s}'")))
-        })
-        .collect()
-}
-
-/// The inbound policy of one host. `controller` is the controller's address as the host sees
-/// it: when `host_firewall_management_sources` is unset, SSH stays open from it.
-pub fn inbound(plan: &wire::HostPlan, controller: Option<IpAddr>) -> Result<Policy> {
-    let mut p = Policy::default();
-    let mut b = Builder::default();
-    for r in &plan.inbound {
-        b.add(&mut p.accepts, &r.set, &r.id, r.port, &r.protocol, parse_nets(&r.id, &r.sources)?)?;
-    }
-    if let (None, Some(ctl)) = (&plan.management_sources, controller) {
-        let m = &Matrix::embedded().management;
-        for proto in &m.protocols {
-            b.add(&mut p.accepts, GUARD_SET, GUARD_ID, m.port, proto, vec![IpNet::from(ctl)])?;
-        }
-    }
-    b.finish(&mut p);
-    Ok(p)
-}
-
-/// The whole policy of one host: inbound, and outbound (see [`Egress`]).
-///
-/// Restricted egress admits the plan's outbound flows, DNS to `host_firewall_dns_servers` (else
-/// the host's resolvers), NTP to `host_firewall_ntp_servers`, the extra egress rules and, on
-/// OIDC clients, HTTPS to the Entra ID list. Open egress keeps only the Entra ID set (so the
-/// list stays current and switching to restricted is immediate).
-pub fn host(plan: &wire::HostPlan, controller: Option<IpAddr>, facts: &HostFacts) -> Result<Policy> {
-    let mut p = inbound(plan, controller)?;
-    let restricted = match plan.egress.as_str() {
-        "open" => false,
-        "restricted" => true,
-        other => {
-            return Err(Error::new(format!(
-                "host_firewall_egress: invalid value '{other}' (expected one of: open, restricted)"
-            )))
-        }
-    };
-    p.egress.restricted = restricted;
-    let m = Matrix::embedded();
-    let mut b = Builder::default();
-    let mut acc = BTreeMap::new();
-    if plan.entra {
-        let idp = &m.egress.identity_provider;
-        match &facts.entra {
-            Some(list) if !list.is_empty() => {
-                for proto in &idp.protocols {
-                    b.add(&mut acc, &idp.set, &idp.id, idp.port, proto, list.clone())?;
-                }
-            }
-            _ if restricted => {
-                return Err(Error::new(
-                    "host_firewall_egress is restricted and the host runs an OIDC client, but it holds no Entra ID \
-                     list yet, so sign-in would break: run the vorstream.firewall.entra_egress role first (or set \
-                     host_firewall_entra: false and allow your OIDC provider with host_firewall_egress_extra_rules)",
-                ))
-            }
-            _ => p.warnings.push(
-                "no Entra ID list on this host yet: the Entra ID set is not installed (run the entra_egress role)"
-                    .into(),
-            ),
-        }
-    }
-    if restricted {
-        for r in &plan.outbound {
-            b.add(&mut acc, &r.set, &r.id, r.port, &r.protocol, parse_nets(&r.id, &r.destinations)?)?;
-        }
-        for r in &plan.egress_extra {
-            b.add(&mut acc, &r.set, &r.id, r.port, &r.protocol, parse_nets(&r.id, &r.destinations)?)?;
-        }
-        let dns = &m.egress.dns;
-        let servers: Vec<IpNet> = match &plan.dns_servers {
-            Some(list) => parse_nets(&dns.id, list)?,
-            None => facts.nameservers.iter().map(|a| IpNet::from(*a)).collect(),
+impl Policy {
+    /// Restrict egress (or not), with the replies of the management SSH accepts already in
+    /// [`Policy::accepts`] (see [`Egress::replies`]).
+    pub fn set_egress_restricted(&mut self, restricted: bool) {
+        let mgmt = &Matrix::embedded().management.id;
+        self.egress.restricted = restricted;
+        self.egress.replies = if restricted {
+            self.accepts
+                .iter()
+                .filter(|(_, ids)| ids.contains(GUARD_ID) || ids.contains(mgmt))
+                .map(|(a, ids)| (a.clone(), ids.clone()))
+                .collect()
+        } else {
+            Accepts::new()
         };
-        // Loopback resolvers (systemd-resolved, dnsmasq) are reached over lo, always allowed.
-        let servers: Vec<IpNet> = servers.into_iter().filter(|n| !n.addr().is_loopback()).collect();
-        if servers.is_empty() && plan.dns_servers.is_none() && facts.nameservers.is_empty() {
-            p.warnings.push(
-                "restricted egress: no DNS servers (host_firewall_dns_servers unset, none in resolv.conf)".into(),
-            );
-        }
-        for proto in &dns.protocols {
-            b.add(&mut acc, &dns.set, &dns.id, dns.port, proto, servers.clone())?;
-        }
-        let ntp = &m.egress.ntp;
-        let servers = parse_nets(&ntp.id, &plan.ntp_servers)?;
-        for proto in &ntp.protocols {
-            b.add(&mut acc, &ntp.set, &ntp.id, ntp.port, proto, servers.clone())?;
-        }
     }
-    // Outbound keys must not collide with inbound ones (they never do with planner output).
-    for ((key, _), _) in b.raw.iter() {
-        if p.sets.keys().any(|(k, _)| k == key) {
-            return Err(Error::new(format!("set {key} is used both for sources and for destinations")));
+
+    /// One host's policy, from its request and what only it knows.
+    ///
+    /// Inbound: the request's rules, and SSH from the controller when the request asks for the
+    /// lockout guard. Restricted egress admits the request's outbound flows, DNS to
+    /// `host_firewall_dns_servers` (else the host's resolvers), NTP to
+    /// `host_firewall_ntp_servers`, the extra egress rules and, on OIDC clients, HTTPS to the
+    /// Entra ID list. Open egress keeps only the Entra ID set (so the list stays current and
+    /// switching to restricted is immediate).
+    pub fn for_host(req: &Request, facts: &HostFacts) -> Result<Policy> {
+        let m = Matrix::embedded();
+        let mut p = Policy::default();
+        let mut b = Builder::default();
+        for r in &req.inbound {
+            b.add(&mut p.accepts, &r.set, &r.id, r.port, r.protocol, &req.peers(r));
         }
+        if let (true, Some(ctl)) = (req.lockout_guard, facts.controller) {
+            let mg = &m.management;
+            for proto in &mg.protocols {
+                b.add(&mut p.accepts, GUARD_SET, GUARD_ID, mg.port, Proto::of(proto), &[IpNet::from(ctl)]);
+            }
+        }
+        b.finish(&mut p);
+        let restricted = req.egress == EgressMode::Restricted;
+        p.set_egress_restricted(restricted);
+        let mut b = Builder::default();
+        let mut acc = Accepts::new();
+        if req.entra {
+            let idp = &m.egress.identity_provider;
+            match &facts.entra {
+                Some(list) if !list.is_empty() => {
+                    for proto in &idp.protocols {
+                        b.add(&mut acc, &idp.set, &idp.id, idp.port, Proto::of(proto), list);
+                    }
+                }
+                _ if restricted => {
+                    return Err(Error::new(
+                        "host_firewall_egress is restricted and the host runs an OIDC client, but it holds no Entra ID \
+                         list yet, so sign-in would break: run the vorstream.firewall.entra_egress role first (or set \
+                         host_firewall_entra: false and allow your OIDC provider with host_firewall_egress_extra_rules)",
+                    ))
+                }
+                _ => p.warnings.push(
+                    "no Entra ID list on this host yet: the Entra ID set is not installed (run the entra_egress role)"
+                        .into(),
+                ),
+            }
+        }
+        if restricted {
+            for r in req.outbound.iter().chain(&req.egress_extra) {
+                b.add(&mut acc, &r.set, &r.id, r.port, r.protocol, &req.peers(r));
+            }
+            let dns = &m.egress.dns;
+            let servers: Vec<IpNet> = match &req.dns_servers {
+                Some(list) => list.clone(),
+                None => facts.nameservers.iter().map(|a| IpNet::from(*a)).collect(),
+            };
+            // Loopback resolvers (systemd-resolved, dnsmasq) are reached over lo, always allowed.
+            let servers: Vec<IpNet> = servers.into_iter().filter(|n| !n.addr().is_loopback()).collect();
+            if servers.is_empty() && req.dns_servers.is_none() && facts.nameservers.is_empty() {
+                p.warnings.push(
+                    "restricted egress: no DNS servers (host_firewall_dns_servers unset, none in resolv.conf)".into(),
+                );
+            }
+            for proto in &dns.protocols {
+                b.add(&mut acc, &dns.set, &dns.id, dns.port, Proto::of(proto), &servers);
+            }
+            let ntp = &m.egress.ntp;
+            for proto in &ntp.protocols {
+                b.add(&mut acc, &ntp.set, &ntp.id, ntp.port, Proto::of(proto), &req.ntp_servers);
+            }
+        }
+        // Outbound keys must not collide with inbound ones (the request's shape rules it out
+        // for its own sets; this covers the fixed egress keys).
+        for (key, _) in b.raw.keys() {
+            if p.sets.keys().any(|(k, _)| k == key) {
+                return Err(Error::new(format!("set {key} is used both for sources and for destinations")));
+            }
+        }
+        b.finish(&mut p);
+        p.egress.accepts = acc;
+        Ok(p)
     }
-    b.finish(&mut p);
-    p.egress.accepts = acc;
-    Ok(p)
 }
 
 /// A backend object name for a set key: `<prefix><key>-<4|6>`, at most `max` characters,
@@ -308,52 +282,52 @@ pub fn naming_collisions<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<(St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::{Members, PeerSet, RuleRef, REQUEST_FORMAT};
 
-    fn rule(set: &str, id: &str, port: u16, proto: &str, sources: &[&str]) -> wire::InRule {
-        wire::InRule {
-            id: id.into(),
-            port,
-            protocol: proto.into(),
-            sources: sources.iter().map(|s| s.to_string()).collect(),
-            set: set.into(),
-            purpose: "p".into(),
-            label: "l".into(),
-        }
+    fn nets(s: &[&str]) -> Vec<IpNet> {
+        s.iter().map(|n| n.parse().unwrap()).collect()
     }
 
-    fn plan(rules: Vec<wire::InRule>, mgmt: Option<Vec<String>>) -> wire::HostPlan {
-        wire::HostPlan {
+    fn rule(set: &str, id: &str, port: u16, protocol: Proto) -> RuleRef {
+        RuleRef { id: id.into(), port, protocol, set: set.into(), purpose: "p".into(), label: "l".into() }
+    }
+
+    /// A request for host `h` (10.0.0.1) with these inbound rules and sets.
+    fn request(rules: Vec<RuleRef>, sets: &[(&str, Members, &[&str])], guard: bool) -> Request {
+        Request {
+            format: REQUEST_FORMAT.into(),
             name: "h".into(),
-            addresses: vec!["10.0.0.1".into()],
+            addresses: vec!["10.0.0.1".parse().unwrap()],
             groups: vec![],
             services: vec![],
-            backend: "auto".into(),
-            management_sources: mgmt,
+            backend: Default::default(),
+            lockout_guard: guard,
             remove_zone_services: vec![],
             inbound: rules,
             outbound: vec![],
-            egress: "open".into(),
+            egress: EgressMode::Open,
             dns_servers: None,
             ntp_servers: vec![],
             entra: false,
             egress_extra: vec![],
+            sets: sets.iter().map(|(k, m, n)| (k.to_string(), PeerSet::new(*m, &nets(n)))).collect(),
         }
+    }
+
+    fn ctl(a: &str) -> HostFacts {
+        HostFacts { controller: Some(a.parse().unwrap()), ..Default::default() }
     }
 
     #[test]
     fn sets_are_split_by_family_aggregated_and_rules_merge() {
-        let p = inbound(
-            &plan(
-                vec![
-                    rule("a-admin", "r1", 100, "tcp", &["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"]),
-                    rule("a-admin", "r2", 100, "tcp", &["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"]),
-                ],
-                Some(vec![]),
-            ),
-            Some("10.9.9.9".parse().unwrap()),
-        )
-        .unwrap();
-        assert_eq!(p.sets[&("a-admin".into(), Family::V4)], vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        let admin: &[&str] = &["10.0.0.0/8", "10.1.0.0/16", "fd00::/8"];
+        let req = request(
+            vec![rule("a-admin", "r1", 100, Proto::Tcp), rule("a-admin", "r2", 100, Proto::Tcp)],
+            &[("a-admin", Members::Networks, admin)],
+            false,
+        );
+        let p = Policy::for_host(&req, &ctl("10.9.9.9")).unwrap();
+        assert_eq!(p.sets[&("a-admin".into(), Family::V4)], nets(&["10.0.0.0/8"]));
         assert_eq!(p.sets.len(), 2);
         assert_eq!(p.accepts.len(), 2);
         let ids = p.accepts.values().next().unwrap();
@@ -361,71 +335,73 @@ mod tests {
     }
 
     #[test]
-    fn lockout_guard_only_without_management_sources() {
-        let ctl = Some("10.9.9.9".parse().unwrap());
-        let p = inbound(&plan(vec![], None), ctl).unwrap();
-        assert!(p.sets.contains_key(&(GUARD_SET.into(), Family::V4)));
-        let p = inbound(&plan(vec![], Some(vec!["10.0.0.0/8".into()])), ctl).unwrap();
-        assert!(p.sets.is_empty());
+    fn host_sets_leave_out_the_host_itself() {
+        let req = request(
+            vec![rule("g-all", "serf", 8301, Proto::Udp)],
+            &[("g-all", Members::Hosts, &["10.0.0.0/32", "10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"])],
+            false,
+        );
+        let p = Policy::for_host(&req, &HostFacts::default()).unwrap();
+        assert_eq!(p.sets[&("g-all".into(), Family::V4)], nets(&["10.0.0.0/32", "10.0.0.2/31"]));
     }
 
     #[test]
-    fn inconsistent_sets_and_bad_cidrs_are_errors() {
-        let e = inbound(&plan(vec![rule("s", "r", 1, "tcp", &["10.0.0.0/33"])], None), None).unwrap_err();
-        assert_eq!(e.0, "rule r: malformed CIDR '10.0.0.0/33'");
-        let e = inbound(
-            &plan(vec![rule("s", "r1", 1, "tcp", &["10.0.0.1"]), rule("s", "r2", 1, "tcp", &["10.0.0.2"])], None),
-            None,
-        )
-        .unwrap_err();
-        assert!(e.0.contains("different members"), "{e}");
+    fn lockout_guard_only_when_asked_and_replies_only_when_restricted() {
+        let p = Policy::for_host(&request(vec![], &[], true), &ctl("10.9.9.9")).unwrap();
+        assert!(p.sets.contains_key(&(GUARD_SET.into(), Family::V4)));
+        assert!(p.egress.replies.is_empty());
+        let p = Policy::for_host(&request(vec![], &[], false), &ctl("10.9.9.9")).unwrap();
+        assert!(p.sets.is_empty());
+        let mgmt = &Matrix::embedded().management;
+        let mut req = request(
+            vec![rule("mgmt", &mgmt.id, mgmt.port, Proto::Tcp), rule("a-x", "web", 443, Proto::Tcp)],
+            &[("mgmt", Members::Networks, &["10.8.0.0/16"]), ("a-x", Members::Networks, &["0.0.0.0/0"])],
+            false,
+        );
+        req.egress = EgressMode::Restricted;
+        let p = Policy::for_host(&req, &HostFacts::default()).unwrap();
+        let replies: Vec<(&str, u16)> = p.egress.replies.keys().map(|a| (a.set.as_str(), a.port)).collect();
+        assert_eq!(replies, [("mgmt", mgmt.port)]);
     }
 
-    fn out_rule(set: &str, id: &str, port: u16, dests: &[&str]) -> wire::OutRule {
-        wire::OutRule {
-            id: id.into(),
-            port,
-            protocol: "tcp".into(),
-            destinations: dests.iter().map(|s| s.to_string()).collect(),
-            set: set.into(),
-            purpose: "p".into(),
-            label: "l".into(),
-        }
+    fn egress_request() -> Request {
+        let mut req = request(vec![], &[("t-x", Members::Hosts, &["10.0.0.2/32", "fd00::2/128"])], false);
+        req.entra = true;
+        req.outbound = vec![rule("t-x", "x", 1000, Proto::Tcp)];
+        req
     }
 
     #[test]
     fn open_egress_keeps_only_the_entra_set() {
-        let mut pl = plan(vec![], Some(vec![]));
-        pl.entra = true;
-        pl.outbound = vec![out_rule("t-x", "x", 1000, &["10.0.0.2"])];
-        let facts = HostFacts { entra: Some(vec!["10.231.0.0/28".parse().unwrap()]), nameservers: vec![] };
-        let p = host(&pl, None, &facts).unwrap();
+        let mut req = egress_request();
+        let facts = HostFacts { entra: Some(nets(&["10.231.0.0/28"])), ..Default::default() };
+        let p = Policy::for_host(&req, &facts).unwrap();
         assert!(!p.egress.restricted);
         let idp = &Matrix::embedded().egress.identity_provider;
         let keys: Vec<_> = p.egress.accepts.keys().map(|a| (a.set.as_str(), a.port)).collect();
         assert_eq!(keys, vec![(idp.set.as_str(), idp.port)]);
-        assert_eq!(p.sets[&(idp.set.clone(), Family::V4)], vec!["10.231.0.0/28".parse::<IpNet>().unwrap()]);
+        assert_eq!(p.sets[&(idp.set.clone(), Family::V4)], nets(&["10.231.0.0/28"]));
         // No list yet: a warning, no set.
-        let p = host(&pl, None, &HostFacts::default()).unwrap();
+        let p = Policy::for_host(&req, &HostFacts::default()).unwrap();
         assert!(p.egress.accepts.is_empty() && p.warnings[0].contains("no Entra ID list"), "{:?}", p.warnings);
         // Not an OIDC client: nothing.
-        pl.entra = false;
-        assert!(host(&pl, None, &facts).unwrap().egress.accepts.is_empty());
+        req.entra = false;
+        assert!(Policy::for_host(&req, &facts).unwrap().egress.accepts.is_empty());
     }
 
     #[test]
     fn restricted_egress_admits_plan_dns_ntp_extras_and_entra() {
-        let mut pl = plan(vec![], Some(vec![]));
-        pl.entra = true;
-        pl.egress = "restricted".into();
-        pl.outbound = vec![out_rule("t-x", "x", 1000, &["10.0.0.2", "fd00::2"])];
-        pl.egress_extra = vec![out_rule("o-repo", "repo", 8443, &["192.0.2.0/24"])];
-        pl.ntp_servers = vec!["10.0.0.123".into()];
+        let mut req = egress_request();
+        req.egress = EgressMode::Restricted;
+        req.egress_extra = vec![rule("o-repo", "repo", 8443, Proto::Tcp)];
+        req.sets.insert("o-repo".into(), PeerSet::new(Members::Networks, &nets(&["192.0.2.0/24"])));
+        req.ntp_servers = nets(&["10.0.0.123/32"]);
         let facts = HostFacts {
-            entra: Some(vec!["10.231.0.0/28".parse().unwrap()]),
+            entra: Some(nets(&["10.231.0.0/28"])),
             nameservers: vec!["127.0.0.53".parse().unwrap(), "10.0.0.53".parse().unwrap()],
+            controller: None,
         };
-        let p = host(&pl, None, &facts).unwrap();
+        let p = Policy::for_host(&req, &facts).unwrap();
         assert!(p.egress.restricted);
         let m = Matrix::embedded();
         let sets: BTreeSet<&str> = p.egress.accepts.keys().map(|a| a.set.as_str()).collect();
@@ -433,16 +409,14 @@ mod tests {
             ["t-x", "o-repo", &m.egress.dns.set, &m.egress.ntp.set, &m.egress.identity_provider.set].into();
         assert_eq!(sets, want);
         // The loopback resolver is reached over lo; only the real one is a set member.
-        assert_eq!(p.sets[&(m.egress.dns.set.clone(), Family::V4)], vec!["10.0.0.53/32".parse::<IpNet>().unwrap()]);
+        assert_eq!(p.sets[&(m.egress.dns.set.clone(), Family::V4)], nets(&["10.0.0.53/32"]));
         // Configured DNS servers win over resolv.conf.
-        pl.dns_servers = Some(vec!["10.9.9.9".into()]);
-        let p = host(&pl, None, &facts).unwrap();
-        assert_eq!(p.sets[&(m.egress.dns.set.clone(), Family::V4)], vec!["10.9.9.9/32".parse::<IpNet>().unwrap()]);
+        req.dns_servers = Some(nets(&["10.9.9.9/32"]));
+        let p = Policy::for_host(&req, &facts).unwrap();
+        assert_eq!(p.sets[&(m.egress.dns.set.clone(), Family::V4)], nets(&["10.9.9.9/32"]));
         // Restricted OIDC client without a list: refused, sign-in would break.
-        let e = host(&pl, None, &HostFacts::default()).unwrap_err();
+        let e = Policy::for_host(&req, &HostFacts::default()).unwrap_err();
         assert!(e.0.contains("no Entra ID") && e.0.contains("entra_egress"), "{e}");
-        pl.egress = "closed".into();
-        assert!(host(&pl, None, &facts).unwrap_err().0.contains("invalid value 'closed'"));
     }
 
     #[test]

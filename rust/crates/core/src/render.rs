@@ -1,8 +1,8 @@
 //! Renderings of a set of plans: flows (the stable line contract), JSON (what the modules
 //! consume), Markdown (for sign-off), CSV and Mermaid.
 
-use crate::plan::{HostPlan, Origin, Plans};
-use serde_json::{json, Value};
+use crate::plan::{Origin, Plans};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 
@@ -58,18 +58,9 @@ pub fn flows_text(plans: &Plans) -> String {
     s
 }
 
-/// One host's plan, exactly as the modules consume it.
-pub fn host_json(h: &HostPlan) -> Value {
-    serde_json::to_value(crate::wire::HostPlan::from_plan(h)).expect("plain data serializes")
-}
-
+/// The plan as the modules consume it: every peer set once, one entry per host.
 pub fn json(plans: &Plans) -> Value {
-    let hosts: serde_json::Map<String, Value> = plans.hosts.iter().map(|h| (h.name.clone(), host_json(h))).collect();
-    json!({
-        "format": "vorstream.firewall/plans/v1",
-        "hosts": hosts,
-        "warnings": plans.warnings,
-    })
+    serde_json::to_value(crate::request::Fleet::from_plans(plans, &plans.hosts)).expect("plain data serializes")
 }
 
 /// Address → host name, to show peers as people know them.

@@ -28,7 +28,7 @@ fn ports(plans: &Plans, m: &Matrix, include_management: bool) -> BTreeSet<(u16, 
         .chain(std::iter::once((m.management.port, &m.management.protocols)));
     for (port, protos) in rows {
         for p in protos {
-            out.insert((port, Proto::parse(p).expect("checked matrix")));
+            out.insert((port, Proto::of(p)));
         }
     }
     for h in &plans.hosts {
@@ -38,7 +38,7 @@ fn ports(plans: &Plans, m: &Matrix, include_management: bool) -> BTreeSet<(u16, 
     }
     if !include_management {
         for p in &m.management.protocols {
-            out.remove(&(m.management.port, Proto::parse(p).expect("checked matrix")));
+            out.remove(&(m.management.port, Proto::of(p)));
         }
     }
     out
@@ -48,7 +48,7 @@ fn ports(plans: &Plans, m: &Matrix, include_management: bool) -> BTreeSet<(u16, 
 pub fn probes(plans: &Plans, m: &Matrix, src: &str, include_management: bool) -> Vec<Probe> {
     let Some(s) = plans.hosts.iter().find(|h| h.name == src) else { return vec![] };
     let ports = ports(plans, m, include_management);
-    let restricted = s.options.egress == "restricted";
+    let restricted = s.options.egress == crate::request::EgressMode::Restricted;
     let mut out = vec![];
     for t in plans.hosts.iter().filter(|t| t.name != s.name) {
         for dst in &t.addresses {

@@ -3,8 +3,7 @@
 //! Every file is written atomically (temporary file in the same directory, fsync, rename).
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -453,64 +452,30 @@ pub fn write_outputs(state: &State, paths: &OutputPaths) -> Result<()> {
     atomic_write(&paths.json, state.render_json().as_bytes())
 }
 
-/// Write `path` so that readers see the old content or the new, never a mix: a temporary file in
-/// the same directory, flushed to disk, renamed over `path`, then the directory flushed.
+/// Write `path` so that readers, and the disk after a crash, see the old content or the new,
+/// never a mix (see [`vorfw_sys::replace`]); a new file is 0644.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(|e| state_err(format!("cannot create {}", dir.display()), e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        state_err(format!("cannot write {}", path.display()), e)
-    })
+    vorfw_sys::replace(path, bytes, 0o644).map_err(|e| Error::new(ErrorKind::State, format!("cannot write {e}")))
 }
 
 /// An exclusive lock on the state directory, released on drop.
 #[derive(Debug)]
 pub struct DirLock {
-    _file: File,
+    _lock: vorfw_sys::Lock,
 }
 
 /// Take the state directory's lock without waiting: a second refresh at the same time fails with
 /// [`ErrorKind::Locked`] instead of interleaving its writes.
 pub fn lock_dir(dir: &Path) -> Result<DirLock> {
-    use std::os::unix::io::AsRawFd;
-    fs::create_dir_all(dir).map_err(|e| state_err(format!("cannot create {}", dir.display()), e))?;
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| state_err(format!("cannot open {}", path.display()), e))?;
-    // SAFETY: flock on a file descriptor we own for the duration of the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(Error::new(
-                ErrorKind::Locked,
-                format!("another refresh holds {} ; try again later", path.display()),
-            ));
-        }
-        return Err(state_err(format!("cannot lock {}", path.display()), e));
+    match vorfw_sys::Lock::take(&path, vorfw_sys::LockKind::Try) {
+        Ok(Some(l)) => Ok(DirLock { _lock: l }),
+        Ok(None) => Err(Error::new(
+            ErrorKind::Locked,
+            format!("another refresh holds {} ; try again later", path.display()),
+        )),
+        Err(e) => Err(Error::new(ErrorKind::State, e)),
     }
-    Ok(DirLock { _file: file })
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ fn parse(spec: &str, p: &mut Policy) -> Result<(), String> {
     for pp in ports.split(',') {
         let (port, proto) = pp.split_once('/').ok_or("port without /proto")?;
         let port: u16 = port.parse().map_err(|e| format!("{port}: {e}"))?;
-        let protocol = Proto::parse(proto).ok_or_else(|| format!("bad protocol {proto}"))?;
+        let protocol = Proto::parse("protocol", proto).map_err(|e| e.to_string())?;
         for &family in &fams {
             let accepts = if out { &mut p.egress.accepts } else { &mut p.accepts };
             accepts.insert(Accept { set: set.to_string(), family, protocol, port }, Default::default());
@@ -72,11 +72,12 @@ fn main() {
     let mut keep = false;
     let mut zones = vec![];
     let mut policy = Policy::default();
+    let mut restricted = false;
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--check" => check = true,
             "--diff" => diff = true,
-            "--restricted" => policy.egress.restricted = true,
+            "--restricted" => restricted = true,
             "--keep-existing" => keep = true,
             z if z.starts_with("--zone=") => zones.push(z["--zone=".len()..].to_string()),
             spec => {
@@ -87,6 +88,7 @@ fn main() {
             }
         }
     }
+    policy.set_egress_restricted(restricted);
     for nets in policy.sets.values_mut() {
         *nets = IpNet::aggregate(nets);
     }

@@ -19,3 +19,44 @@ pub mod model;
 pub mod offline;
 
 pub use model::{Layer, Op, Owned, EGRESS_POLICY, PREFIX};
+
+use serde_json::json;
+use vorfw_core::{policy::Policy, Backend, BackendKind, Report};
+
+/// firewalld behind the [`Backend`] seam: the running daemon over D-Bus, else its permanent
+/// configuration offline; the owned ipsets, rich rules and egress policy of `zones`.
+pub struct FirewalldBackend {
+    /// `None`: rendering only (`vorfw render`), nothing to converge.
+    pub target: Option<apply::Target>,
+    pub zones: Vec<String>,
+    /// firewalld services to remove from `zones` (`host_firewall_remove_zone_services`).
+    pub remove_services: Vec<String>,
+}
+
+impl Backend for FirewalldBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Firewalld
+    }
+    fn what(&self) -> String {
+        "owned firewalld objects".into()
+    }
+    fn render(&self, policy: &Policy) -> String {
+        model::render(&model::desired(policy, &self.zones))
+    }
+    fn converge(&self, policy: &Policy, check: bool) -> Result<Report, String> {
+        let target = self.target.as_ref().ok_or("firewalld: no daemon or configuration to converge")?;
+        let r = apply::converge(target, policy, &self.zones, &self.remove_services, check)
+            .map_err(|e| format!("firewalld: {e}"))?;
+        let mut data = serde_json::Map::new();
+        data.insert("firewalld_running".into(), json!(target.is_running()));
+        data.insert("zones".into(), json!(self.zones));
+        data.insert("restored".into(), json!(r.restored));
+        Ok(Report {
+            changes: r.ops.iter().map(|o| o.to_string()).collect(),
+            before: r.before,
+            after: r.after,
+            warnings: r.warnings,
+            data,
+        })
+    }
+}

@@ -552,7 +552,7 @@ mod tests {
     }
 
     fn egress(p: &mut Policy, restricted: bool, accepts: &[(&str, &str, u16)]) {
-        p.egress.restricted = restricted;
+        p.set_egress_restricted(restricted);
         for (k, net, port) in accepts {
             let n: IpNet = net.parse().unwrap();
             p.sets.insert((k.to_string(), Family::of(&n)), vec![n]);
@@ -665,7 +665,7 @@ mod tests {
         let mut p = Policy::default();
         egress(&mut p, false, &[("entra", "10.0.0.0/24", 443)]);
         let open = desired(&p, &[]);
-        p.egress.restricted = true;
+        p.set_egress_restricted(true);
         let restricted = desired(&p, &[]);
         let ops = diff(Some(&open), &open, &restricted);
         assert!(ops.contains(&Op::SetPolicyTarget { name: EGRESS_POLICY.into(), target: "REJECT".into() }));

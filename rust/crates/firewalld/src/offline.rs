@@ -2,8 +2,6 @@
 //! `firewall-offline-cmd` (firewalld's own offline tool, so the XML stays firewalld's).
 
 use crate::model::{is_owned_ipset, is_owned_rule, Ipset, Layer, Op, Owned, PolicyObject, EGRESS_POLICY};
-use std::io::Write;
-use std::process::Command;
 use vorfw_core::policy::Family;
 
 const DESCRIPTION: &str = "Owned by vorstream.firewall: do not edit; changes are overwritten";
@@ -19,21 +17,10 @@ impl Offline {
     }
 
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(&self.program)
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e} (is firewalld installed?)", self.program))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let msg = if err.trim().is_empty() {
-                String::from_utf8_lossy(&out.stdout).into_owned()
-            } else {
-                err.into_owned()
-            };
-            Err(format!("{} {}: {}", self.program, args.join(" "), msg.trim()))
-        }
+        vorfw_sys::Cmd::new(&self.program, args)
+            .run()
+            .map(|o| o.stdout)
+            .map_err(|e| if e.starts_with("cannot run") { format!("{e} (is firewalld installed?)") } else { e })
     }
 
     pub fn default_zone(&self) -> Result<String, String> {
@@ -157,18 +144,12 @@ impl Offline {
                 let current = self.read_entries(name)?;
                 if !current.is_empty() {
                     let f = temp_list(&current)?;
-                    let r =
-                        self.run(&[&format!("--ipset={name}"), &format!("--remove-entries-from-file={}", f.display())]);
-                    let _ = std::fs::remove_file(&f);
-                    r?;
+                    self.run(&[&format!("--ipset={name}"), &format!("--remove-entries-from-file={}", f.display())])?;
                 }
                 if !entries.is_empty() {
                     let list: Vec<String> = entries.iter().cloned().collect();
                     let f = temp_list(&list)?;
-                    let r =
-                        self.run(&[&format!("--ipset={name}"), &format!("--add-entries-from-file={}", f.display())]);
-                    let _ = std::fs::remove_file(&f);
-                    r?;
+                    self.run(&[&format!("--ipset={name}"), &format!("--add-entries-from-file={}", f.display())])?;
                 }
                 Ok(())
             }
@@ -213,11 +194,7 @@ impl Offline {
     }
 }
 
-fn temp_list(items: &[String]) -> Result<std::path::PathBuf, String> {
-    let path = std::env::temp_dir().join(format!("vorfw-entries-{}-{}", std::process::id(), items.len()));
-    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    for i in items {
-        writeln!(f, "{i}").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(path)
+fn temp_list(items: &[String]) -> Result<vorfw_sys::TempPath, String> {
+    let text: String = items.iter().map(|i| format!("{i}\n")).collect();
+    vorfw_sys::private_file(text.as_bytes())
 }

@@ -7,12 +7,13 @@
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use vorfw_core::policy::{self, HostFacts, Policy};
-use vorfw_core::wire::HostPlan;
+use vorfw_core::{Backend, BackendKind, Report, Request};
+use vorfw_firewalld::FirewalldBackend;
 use vorfw_firewalld::apply::Target;
 
 /// Where the Entra ID refresher keeps its state (the effective list is read from `state.json`).
@@ -22,11 +23,13 @@ pub const DEFAULT_RECORD: &str = "/etc/vorstream-firewall/applied.json";
 
 /// Everything needed to converge one host (and, recorded, to do it again later).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
-    pub plan: HostPlan,
-    /// `auto`, `firewalld`, `ufw` or `nftables` (default: the plan's).
+pub struct Job {
+    /// The host's request (records before format v2 called it `plan`).
+    #[serde(alias = "plan", deserialize_with = "any_request")]
+    pub request: Request,
+    /// The backend to use instead of the request's.
     #[serde(default)]
-    pub backend: Option<String>,
+    pub backend: Option<BackendKind>,
     #[serde(default)]
     pub controller: Option<IpAddr>,
     /// firewalld zones to manage (default: the zones of the plan addresses' interfaces).
@@ -34,19 +37,20 @@ pub struct Request {
     pub zones: Vec<String>,
 }
 
+/// A request of any format [`Request::from_json`] reads.
+fn any_request<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Request, D::Error> {
+    let v = Value::deserialize(d)?;
+    Request::from_json(&v).map_err(serde::de::Error::custom)
+}
+
 /// The result of one converge.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub backend: String,
-    pub changed: bool,
-    pub before: String,
-    pub after: String,
+    /// The backend that was used (never `Auto`).
+    pub backend: Option<BackendKind>,
     /// What the diff compares ("table inet vorstream", "owned firewalld objects", "ufw").
     pub what: String,
-    pub changes: Vec<String>,
-    pub warnings: Vec<String>,
-    /// Backend-specific result keys.
-    pub data: Map<String, Value>,
+    pub report: Report,
     pub policy: Policy,
 }
 
@@ -84,149 +88,105 @@ pub fn host_nameservers() -> Vec<IpAddr> {
     out
 }
 
-/// Which backend to use, given what runs on the host.
-fn choose(backend: &str, firewalld_running: bool, ufw_active: bool) -> Result<&'static str, String> {
+/// Which backend to use, given what runs on the host (never `Auto`).
+fn choose(backend: BackendKind, firewalld_running: bool, ufw_active: bool) -> Result<BackendKind, String> {
     Ok(match backend {
-        "auto" => match (firewalld_running, ufw_active) {
+        BackendKind::Auto => match (firewalld_running, ufw_active) {
             (true, true) => {
                 return Err(
                     "both firewalld and ufw are active; stop one, or set host_firewall_backend to the one to use"
                         .into(),
                 )
             }
-            (true, false) => "firewalld",
-            (false, true) => "ufw",
-            (false, false) => "nftables",
+            (true, false) => BackendKind::Firewalld,
+            (false, true) => BackendKind::Ufw,
+            (false, false) => BackendKind::Nftables,
         },
-        "firewalld" => "firewalld",
-        "ufw" if firewalld_running => {
+        BackendKind::Ufw if firewalld_running => {
             return Err("host_firewall_backend is ufw but firewalld is running; stop firewalld or use it".into())
         }
-        "ufw" => "ufw",
-        "nftables" if firewalld_running || ufw_active => {
+        BackendKind::Nftables if firewalld_running || ufw_active => {
             return Err(format!(
                 "host_firewall_backend is nftables but {} is active; stop it or choose it as the backend",
                 if ufw_active { "ufw" } else { "firewalld" }
             ))
         }
-        "nftables" => "nftables",
-        other => {
-            return Err(format!(
-                "host_firewall_backend: invalid value '{other}' (expected one of: auto, firewalld, ufw, nftables)"
-            ))
-        }
+        b => b,
     })
 }
 
 /// An exclusive lock next to the record, held while the firewall is changed, so the weekly
 /// refresher and a playbook run never converge the same host at once. Released on drop.
-pub struct HostLock(#[allow(dead_code)] std::fs::File);
-
-pub fn lock() -> Result<HostLock, String> {
-    use std::os::unix::io::AsRawFd;
+pub fn lock() -> Result<vorfw_sys::Lock, String> {
     let path = record_path().with_file_name("lock");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    // SAFETY: flock on a descriptor we own; blocks until the other converge is done.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(format!("{}: cannot lock: {}", path.display(), std::io::Error::last_os_error()));
-    }
-    Ok(HostLock(f))
+    vorfw_sys::Lock::take(&path, vorfw_sys::LockKind::Wait)?.ok_or_else(|| format!("{}: not locked", path.display()))
 }
 
-/// Converge the host to `req` with `facts`. Errors are plain sentences (the caller adds the
-/// host name); on error the backend has restored the previous state. Unless checking, holds
-/// the host lock (see [`lock`]).
-pub fn converge(req: &Request, facts: &HostFacts, check: bool) -> Result<Outcome, String> {
+/// Converge the host to `job` with `facts` (the controller's address comes from the job).
+/// Errors are plain sentences (the caller adds the host name); on error the backend has
+/// restored the previous state. Unless checking, holds the host lock (see [`lock`]).
+pub fn converge(job: &Job, facts: &HostFacts, check: bool) -> Result<Outcome, String> {
     let _lock = if check { None } else { Some(lock()?) };
-    let plan = &req.plan;
-    let pol = policy::host(plan, req.controller, facts).map_err(|e| e.to_string())?;
-    let backend = req.backend.clone().unwrap_or_else(|| plan.backend.clone());
+    let req = &job.request;
+    let facts = HostFacts { controller: job.controller, ..facts.clone() };
+    let pol = Policy::for_host(req, &facts).map_err(|e| e.to_string())?;
     let target = Target::detect()?;
-    let ufw_active = vorfw_ufw::detect().enabled;
-    let chosen = choose(&backend, target.is_running(), ufw_active)?;
-    let mut out = match chosen {
-        "firewalld" => firewalld(req, &pol, target, check)?,
-        "nftables" => {
-            let paths = vorfw_nftables::apply::Paths::default();
-            let r = vorfw_nftables::apply::converge(&paths, &pol, check).map_err(|e| format!("nftables: {e}"))?;
-            Outcome {
-                changed: !r.changes.is_empty(),
-                before: r.before,
-                after: r.after,
-                what: format!("table {}", vorfw_nftables::TABLE),
-                changes: r.changes,
-                warnings: r.warnings,
-                ..Default::default()
-            }
+    let ufw = vorfw_ufw::UfwBackend::default();
+    let chosen = choose(job.backend.unwrap_or(req.backend), target.is_running(), vorfw_ufw::detect_at(&ufw.paths).enabled)?;
+    let mut warnings = pol.warnings.clone();
+    let backend: Box<dyn Backend> = match chosen {
+        BackendKind::Firewalld => {
+            let zones = zones(&target, job, &mut warnings)?;
+            Box::new(FirewalldBackend {
+                target: Some(target),
+                zones,
+                remove_services: req.remove_zone_services.clone(),
+            })
         }
-        _ => {
-            if !vorfw_ufw::detect().installed {
-                return Err("host_firewall_backend is ufw but ufw is not installed".into());
-            }
-            let r = vorfw_ufw::converge(&pol, check).map_err(|e| format!("ufw: {e}"))?;
-            let mut data = Map::new();
-            data.insert("rules_added".into(), json!(r.added));
-            data.insert("rules_removed".into(), json!(r.removed));
-            Outcome {
-                changed: r.changed,
-                before: r.before,
-                after: r.after,
-                what: "ufw".into(),
-                changes: r.changes,
-                warnings: r.warnings,
-                data,
-                ..Default::default()
-            }
-        }
+        BackendKind::Nftables => Box::new(vorfw_nftables::NftablesBackend::default()),
+        BackendKind::Ufw | BackendKind::Auto => Box::new(ufw),
     };
-    out.backend = chosen.to_string();
-    out.warnings.splice(0..0, pol.warnings.iter().cloned());
-    out.data.insert("backend".into(), json!(chosen));
-    out.data.insert("changes".into(), json!(out.changes));
-    out.data.insert("accepts".into(), accepts_json(&pol.accepts));
-    out.data.insert(
+    let mut report = backend.converge(&pol, check)?;
+    report.warnings.splice(0..0, warnings);
+    let d = &mut report.data;
+    d.insert("backend".into(), json!(chosen));
+    d.insert("changes".into(), json!(report.changes));
+    d.insert("accepts".into(), accepts_json(&pol.accepts));
+    d.insert(
         "egress".into(),
         json!({
-            "mode": if pol.egress.restricted { "restricted" } else { "open" },
+            "mode": req.egress,
             "accepts": accepts_json(&pol.egress.accepts),
-            "entra_prefixes": facts.entra.as_ref().filter(|_| plan.entra).map(Vec::len),
+            "entra_prefixes": facts.entra.as_ref().filter(|_| req.entra).map(Vec::len),
         }),
     );
-    out.policy = pol;
-    Ok(out)
+    Ok(Outcome { backend: Some(chosen), what: backend.what(), report, policy: pol })
 }
 
-fn accepts_json(a: &std::collections::BTreeMap<policy::Accept, BTreeSet<String>>) -> Value {
+fn accepts_json(a: &policy::Accepts) -> Value {
     json!(a
         .iter()
         .map(|(a, ids)| json!({
-            "set": a.set, "family": a.family.suffix(), "protocol": a.protocol.as_str(), "port": a.port,
+            "set": a.set, "family": a.family.suffix(), "protocol": a.protocol, "port": a.port,
             "rule_ids": ids,
         }))
         .collect::<Vec<_>>())
 }
 
-/// The zones serving the host's plan addresses (the default zone for unbound interfaces).
-fn zones(t: &Target, req: &Request, warnings: &mut Vec<String>) -> Result<Vec<String>, String> {
-    if !req.zones.is_empty() {
-        return Ok(req.zones.clone());
+/// The zones serving the host's addresses (the default zone for unbound interfaces).
+fn zones(t: &Target, job: &Job, warnings: &mut Vec<String>) -> Result<Vec<String>, String> {
+    if !job.zones.is_empty() {
+        return Ok(job.zones.clone());
     }
-    let plan = &req.plan;
-    let wanted: BTreeSet<IpAddr> = plan.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+    let addresses = &job.request.addresses;
+    let wanted: BTreeSet<IpAddr> = addresses.iter().copied().collect();
     let ifs = vorfw_shell::interfaces()?;
     let mut names: BTreeSet<String> = ifs.iter().filter(|(_, a)| wanted.contains(a)).map(|(n, _)| n.clone()).collect();
     if names.is_empty() {
+        let list: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
         warnings.push(format!(
             "none of the host's plan addresses ({}) is on a local interface (NAT?); using every non-loopback interface's zone",
-            plan.addresses.join(", ")
+            list.join(", ")
         ));
         names = ifs.iter().filter(|(n, a)| n != "lo" && !a.is_loopback()).map(|(n, _)| n.clone()).collect();
     }
@@ -243,87 +203,72 @@ fn zones(t: &Target, req: &Request, warnings: &mut Vec<String>) -> Result<Vec<St
     Ok(zones.into_iter().collect())
 }
 
-fn firewalld(req: &Request, pol: &Policy, t: Target, check: bool) -> Result<Outcome, String> {
-    let mut warnings = vec![];
-    let zones = zones(&t, req, &mut warnings)?;
-    let r = vorfw_firewalld::apply::converge(&t, pol, &zones, &req.plan.remove_zone_services, check)
-        .map_err(|e| format!("firewalld: {e}"))?;
-    warnings.extend(r.warnings);
-    let mut data = Map::new();
-    data.insert("firewalld_running".into(), json!(t.is_running()));
-    data.insert("zones".into(), json!(zones));
-    data.insert("restored".into(), json!(r.restored));
-    Ok(Outcome {
-        changed: !r.ops.is_empty(),
-        before: r.before,
-        after: r.after,
-        what: "owned firewalld objects".into(),
-        changes: r.ops.iter().map(|o| o.to_string()).collect(),
-        warnings,
-        data,
-        ..Default::default()
-    })
-}
-
-/// Record the request that was just applied (atomically; unchanged records are not rewritten).
-pub fn record(path: &Path, req: &Request) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(req).map_err(|e| e.to_string())? + "\n";
+/// Record the job that was just applied (atomically; an unchanged record is not rewritten).
+pub fn record(path: &Path, job: &Job) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(job).map_err(|e| e.to_string())? + "\n";
     if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    vorfw_sys::replace(path, text.as_bytes(), 0o600)
 }
 
-/// The last applied request, if any.
-pub fn recorded(path: &Path) -> Result<Option<Request>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => serde_json::from_str(&t)
+/// The last applied job, if any (a record of any request format [`Request::from_json`] reads).
+pub fn recorded(path: &Path) -> Result<Option<Job>, String> {
+    match vorfw_sys::read_optional(path)? {
+        Some(t) => serde_json::from_slice(&t)
             .map(Some)
             .map_err(|e| format!("{}: unreadable ({e}); re-run the host_firewall role", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        None => Ok(None),
     }
 }
 
-/// Re-apply the recorded request with a new Entra ID list (the refresher's apply step).
-/// Returns `(changed, one line, details)`. Without a record (the host_firewall role never ran
-/// here), or when the host keeps no Entra ID set, there is nothing to apply: the list is only
-/// saved, for later runs and perimeter firewalls.
-pub fn reapply(prefixes: &[IpNet], check: bool) -> Result<(bool, String, Value), String> {
+/// What re-applying the record with a new Entra ID list did.
+#[derive(Debug)]
+pub struct Reapplied {
+    pub changed: bool,
+    /// One line for people.
+    pub line: String,
+    pub detail: Value,
+}
+
+/// Re-apply the recorded job with a new Entra ID list (the refresher's apply step). Without a
+/// record (the host_firewall role never ran here), or when the host keeps no Entra ID set,
+/// there is nothing to apply: the list is only saved, for later runs and perimeter firewalls.
+pub fn reapply(prefixes: &[IpNet], check: bool) -> Result<Reapplied, String> {
     let path = record_path();
-    let Some(req) = recorded(&path)? else {
-        return Ok((
-            false,
-            format!("no host firewall managed by vorstream.firewall here ({} absent): list saved only", path.display()),
-            json!({"applied": false}),
-        ));
+    let Some(job) = recorded(&path)? else {
+        return Ok(Reapplied {
+            changed: false,
+            line: format!(
+                "no host firewall managed by vorstream.firewall here ({} absent): list saved only",
+                path.display()
+            ),
+            detail: json!({"applied": false}),
+        });
     };
-    if !req.plan.entra {
-        return Ok((
-            false,
-            format!("host {} keeps no Entra ID set (not an OIDC client, or host_firewall_entra false)", req.plan.name),
-            json!({"applied": false}),
-        ));
+    let name = &job.request.name;
+    if !job.request.entra {
+        return Ok(Reapplied {
+            changed: false,
+            line: format!("host {name} keeps no Entra ID set (not an OIDC client, or host_firewall_entra false)"),
+            detail: json!({"applied": false}),
+        });
     }
-    let facts = HostFacts { entra: Some(prefixes.to_vec()), nameservers: host_nameservers() };
-    let out = converge(&req, &facts, check).map_err(|e| format!("host {}: {e}", req.plan.name))?;
-    let verb = match (out.changed, check) {
+    let facts = HostFacts { entra: Some(prefixes.to_vec()), nameservers: host_nameservers(), controller: None };
+    let out = converge(&job, &facts, check).map_err(|e| format!("host {name}: {e}"))?;
+    let r = &out.report;
+    let verb = match (r.changed(), check) {
         (false, _) => "unchanged",
         (true, true) => "would change",
         (true, false) => "changed",
     };
-    let line = format!("{} ({}): {verb}, {} Entra ID prefixes", req.plan.name, out.backend, prefixes.len());
-    Ok((
-        out.changed,
-        line,
-        json!({"applied": !check, "host": req.plan.name, "backend": out.backend, "changes": out.changes,
-               "warnings": out.warnings, "before": out.before, "after": out.after}),
-    ))
+    let backend = out.backend.map(|b| b.as_str()).unwrap_or("?");
+    Ok(Reapplied {
+        changed: r.changed(),
+        line: format!("{name} ({backend}): {verb}, {} Entra ID prefixes", prefixes.len()),
+        detail: json!({"applied": !check, "host": name, "backend": backend, "changes": r.changes,
+                       "warnings": r.warnings, "before": r.before, "after": r.after}),
+    })
 }
 
 /// Default paths, overridable by environment for tests and unusual layouts.
@@ -346,12 +291,13 @@ mod tests {
 
     #[test]
     fn backend_choice_refuses_conflicts() {
-        assert_eq!(choose("auto", true, false).unwrap(), "firewalld");
-        assert_eq!(choose("auto", false, true).unwrap(), "ufw");
-        assert_eq!(choose("auto", false, false).unwrap(), "nftables");
-        assert!(choose("auto", true, true).unwrap_err().contains("both firewalld and ufw"));
-        assert!(choose("nftables", false, true).unwrap_err().contains("ufw is active"));
-        assert!(choose("pf", false, false).unwrap_err().contains("invalid value 'pf'"));
+        use BackendKind::*;
+        assert_eq!(choose(Auto, true, false).unwrap(), Firewalld);
+        assert_eq!(choose(Auto, false, true).unwrap(), Ufw);
+        assert_eq!(choose(Auto, false, false).unwrap(), Nftables);
+        assert!(choose(Auto, true, true).unwrap_err().contains("both firewalld and ufw"));
+        assert!(choose(Nftables, false, true).unwrap_err().contains("ufw is active"));
+        assert!(choose(Ufw, true, false).unwrap_err().contains("firewalld is running"));
     }
 
     #[test]
@@ -386,14 +332,23 @@ mod tests {
     }
 
     #[test]
-    fn requests_round_trip_through_the_record() {
+    fn jobs_round_trip_through_the_record_and_v1_records_are_read() {
         let dir = std::env::temp_dir().join(format!("vorfw-host-rec-{}", std::process::id()));
         let path = dir.join("applied.json");
         assert_eq!(recorded(&path).unwrap(), None);
-        let plan: HostPlan = serde_json::from_value(json!({"name": "h", "addresses": ["10.0.0.1"]})).unwrap();
-        let req = Request { plan, backend: Some("nftables".into()), controller: None, zones: vec![] };
-        record(&path, &req).unwrap();
-        assert_eq!(recorded(&path).unwrap(), Some(req));
+        let request = Request::from_json(&json!({"format": vorfw_core::request::REQUEST_FORMAT, "name": "h",
+            "addresses": ["10.0.0.1"]}))
+        .unwrap();
+        let job = Job { request, backend: Some(BackendKind::Nftables), controller: None, zones: vec![] };
+        record(&path, &job).unwrap();
+        assert_eq!(recorded(&path).unwrap(), Some(job));
+        // A record written before the request format had a version: its rules list their peers.
+        std::fs::write(&path, r#"{"plan": {"name": "h", "addresses": ["10.0.0.1"], "inbound": [{"id": "r",
+            "port": 22, "protocol": "tcp", "sources": ["10.9.0.0/16"], "set": "mgmt", "purpose": "p",
+            "label": "l"}]}, "backend": "ufw", "controller": null, "zones": []}"#)
+        .unwrap();
+        let old = recorded(&path).unwrap().unwrap();
+        assert_eq!((old.backend, old.request.inbound.len()), (Some(BackendKind::Ufw), 1));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

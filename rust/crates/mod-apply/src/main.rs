@@ -6,25 +6,39 @@ use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use vorfw_ansible::{Failure, Module, Outcome};
+use std::collections::BTreeMap;
 use vorfw_core::policy::HostFacts;
-use vorfw_core::wire::HostPlan;
-use vorfw_host::Request;
+use vorfw_core::request::{Entry, PeerSet, PLAN_FORMAT};
+use vorfw_core::{BackendKind, Request};
+use vorfw_host::Job;
 
 fn main() {
     vorfw_ansible::run(body)
 }
 
-fn body(m: &mut Module) -> Result<Outcome, Failure> {
-    m.allow_only(&["plan", "backend", "controller_address", "zones", "entra_state_dir", "entra_prefixes"])?;
-    let plan: HostPlan = match m.args.get("plan") {
-        Some(v) => {
-            serde_json::from_value(v.clone()).map_err(|e| Failure::new(format!("plan: not a host plan: {e}")))?
+/// The host's request: `plan` is its entry in the plan with `sets` the plan's set table (what
+/// the role passes), or a whole request (any format [`Request::from_json`] reads).
+fn request(m: &Module) -> Result<Request, Failure> {
+    let Some(plan) = m.args.get("plan") else { return Err(Failure::new("missing required argument: plan")) };
+    let req = match m.args.get("sets") {
+        None | Some(Value::Null) => Request::from_json(plan)?,
+        Some(table) => {
+            let entry: Entry = serde_json::from_value(plan.clone())
+                .map_err(|e| Failure::new(format!("plan: not a host's entry of a {PLAN_FORMAT} plan: {e}")))?;
+            let table: BTreeMap<String, PeerSet> = serde_json::from_value(table.clone())
+                .map_err(|e| Failure::new(format!("sets: not the set table of a {PLAN_FORMAT} plan: {e}")))?;
+            entry.resolve(&table)?
         }
-        None => return Err(Failure::new("missing required argument: plan")),
     };
-    let host = plan.name.clone();
+    Ok(req)
+}
+
+fn body(m: &mut Module) -> Result<Outcome, Failure> {
+    m.allow_only(&["plan", "sets", "backend", "controller_address", "zones", "entra_state_dir", "entra_prefixes"])?;
+    let request = request(m)?;
+    let host = request.name.clone();
     let fail = |msg: String| Failure::new(format!("host {host}: {msg}"));
-    let backend = m.str_arg("backend")?.map(str::to_string);
+    let backend = m.str_arg("backend")?.map(|b| BackendKind::parse("backend", b)).transpose()?;
     let controller = match m.str_arg("controller_address")? {
         None | Some("") => None,
         Some(s) => Some(
@@ -51,26 +65,26 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         ),
         Some(other) => return Err(Failure::new(format!("entra_prefixes must be a list of CIDRs, got {other}"))),
     };
-    let facts = HostFacts { entra, nameservers: vorfw_host::host_nameservers() };
-    let req = Request { plan, backend, controller, zones };
-    let out = vorfw_host::converge(&req, &facts, m.check_mode).map_err(&fail)?;
+    let facts = HostFacts { entra, nameservers: vorfw_host::host_nameservers(), controller: None };
+    let job = Job { request, backend, controller, zones };
+    let out = vorfw_host::converge(&job, &facts, m.check_mode).map_err(&fail)?;
     if !m.check_mode {
         // What the Entra ID refresher re-applies with each new list.
-        vorfw_host::record(&vorfw_host::record_path(), &req)
+        vorfw_host::record(&vorfw_host::record_path(), &job)
             .map_err(|e| fail(format!("applied, but recording the request failed: {e}")))?;
     }
-    for w in &out.warnings {
+    let r = out.report;
+    for w in &r.warnings {
         m.warn(w.clone());
     }
-    let name = &req.plan.name;
     Ok(Outcome {
-        changed: out.changed,
+        changed: r.changed(),
         diff: Some(json!({
-            "before": out.before, "after": out.after,
-            "before_header": format!("{name} ({})", out.what),
-            "after_header": format!("{name} (plan)"),
+            "before": r.before, "after": r.after,
+            "before_header": format!("{host} ({})", out.what),
+            "after_header": format!("{host} (plan)"),
         })),
         facts: None,
-        data: out.data,
+        data: r.data,
     })
 }

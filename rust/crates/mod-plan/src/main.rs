@@ -1,11 +1,12 @@
 //! Ansible module `vorstream.firewall.plan`: every host's plan, computed once on the controller.
 //!
 //! The action plugin passes the inventory as Ansible resolved it (`groups` and the relevant
-//! `hostvars`); the module returns the plans exactly as the apply modules consume them.
+//! `hostvars`); the module returns the plan exactly as the apply modules consume it: the set
+//! table once (`sets`) and each host's entry (`plans`).
 
 use serde_json::{json, Map, Value};
 use vorfw_ansible::{Failure, Module, Outcome};
-use vorfw_core::{render, Inventory, Matrix};
+use vorfw_core::{Fleet, Inventory, Matrix};
 
 fn main() {
     vorfw_ansible::run(body)
@@ -51,8 +52,12 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
             .collect();
         data.insert("probes".into(), Value::Object(probes));
     }
-    let out: Map<String, Value> = selected.iter().map(|h| (h.name.clone(), render::host_json(h))).collect();
+    // Each peer set once (`sets`), and per host its rules naming them (`plans`): the apply
+    // module takes a host's entry and the table.
+    let fleet = Fleet::from_plans(&plans, selected.iter().copied());
+    data.insert("format".into(), json!(fleet.format));
     data.insert("host_count".into(), json!(plans.hosts.len()));
-    data.insert("plans".into(), Value::Object(out));
+    data.insert("sets".into(), json!(fleet.sets));
+    data.insert("plans".into(), json!(fleet.hosts));
     Ok(Outcome { changed: false, data, ..Default::default() })
 }

@@ -2,9 +2,7 @@
 
 use crate::model::{render, script, TABLE};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use vorfw_core::policy::Policy;
 
 /// Where things live (overridable for tests).
@@ -63,21 +61,17 @@ pub struct Report {
 }
 
 fn nft(paths: &Paths, args: &[&str], input: Option<&str>) -> Result<String, String> {
-    let mut cmd = Command::new(&paths.nft);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    if input.is_some() {
-        cmd.stdin(Stdio::piped());
+    let mut cmd = vorfw_sys::Cmd::new(&paths.nft, args);
+    if let Some(text) = input {
+        cmd = cmd.stdin(vorfw_sys::Stdin::Bytes(text.as_bytes()));
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e} (is nftables installed?)", paths.nft))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).map_err(|e| format!("nft: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("nft {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
+    cmd.run().map(|o| o.stdout).map_err(|e| {
+        if e.starts_with("cannot run") {
+            format!("{e} (is nftables installed?)")
+        } else {
+            e
+        }
+    })
 }
 
 /// The table as the kernel has it, or `None` if it does not exist.
@@ -91,28 +85,7 @@ pub fn current_table(paths: &Paths) -> Result<Option<String>, String> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let tmp = path.with_extension("vorfw-tmp");
-    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    match std::fs::rename(&tmp, path) {
-        Ok(()) => Ok(()),
-        // A bind-mounted file (containers, test labs) cannot be replaced: rewrite it in place.
-        Err(e) if e.raw_os_error() == Some(libc_ebusy()) => {
-            let _ = std::fs::remove_file(&tmp);
-            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(format!("{}: {e}", path.display()))
-        }
-    }
-}
-
-/// EBUSY on Linux.
-const fn libc_ebusy() -> i32 {
-    16
+    vorfw_sys::replace(path, text.as_bytes(), 0o644)
 }
 
 fn read(path: &Path) -> Option<String> {

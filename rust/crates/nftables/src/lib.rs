@@ -11,3 +11,27 @@ pub mod apply;
 pub mod model;
 
 pub use model::{script, TABLE};
+
+use vorfw_core::{policy::Policy, Backend, BackendKind, Report};
+
+/// nftables behind the [`Backend`] seam: table `inet vorstream`, persisted for boot.
+#[derive(Debug, Clone, Default)]
+pub struct NftablesBackend {
+    pub paths: apply::Paths,
+}
+
+impl Backend for NftablesBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Nftables
+    }
+    fn what(&self) -> String {
+        format!("table {TABLE}")
+    }
+    fn render(&self, policy: &Policy) -> String {
+        script(policy)
+    }
+    fn converge(&self, policy: &Policy, check: bool) -> Result<Report, String> {
+        let r = apply::converge(&self.paths, policy, check).map_err(|e| format!("nftables: {e}"))?;
+        Ok(Report { changes: r.changes, before: r.before, after: r.after, warnings: r.warnings, ..Default::default() })
+    }
+}

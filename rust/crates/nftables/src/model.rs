@@ -2,8 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use vorfw_core::policy::{object_name, Accept, Family, Policy, GUARD_ID, NFTABLES_NAMING};
-use vorfw_core::Matrix;
+use vorfw_core::policy::{object_name, Accept, Family, Policy, NFTABLES_NAMING};
 use vorfw_core::Proto;
 
 /// Our table, in the `inet` family (IPv4 and IPv6 in one).
@@ -98,8 +97,7 @@ pub fn script(p: &Policy) -> String {
         if p.egress.restricted {
             // Replies of management SSH sessions that began before conntrack saw them (a
             // host's first converge over Ansible's own SSH connection).
-            let mgmt = &Matrix::embedded().management.id;
-            for a in p.accepts.iter().filter(|(_, ids)| ids.contains(mgmt) || ids.contains(GUARD_ID)).map(|(a, _)| a) {
+            for a in p.egress.replies.keys() {
                 let addr = if a.family == Family::V4 { "ip" } else { "ip6" };
                 let _ = writeln!(
                     s,
@@ -184,7 +182,7 @@ mod tests {
         assert!(out.contains("policy accept;"));
         assert!(out.contains("\t\tip daddr @entra-4 tcp dport 4430 accept\n"));
         assert!(!out.contains("reject"));
-        p.egress.restricted = true;
+        p.set_egress_restricted(true);
         let restricted = script(&p);
         let out = &restricted[restricted.find("chain output").unwrap()..];
         assert!(out.contains("ct state established,related accept"));

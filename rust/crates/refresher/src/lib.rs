@@ -4,9 +4,9 @@
 
 /// Apply an effective list to this host's firewall (see `vorfw_host::reapply`).
 pub fn host_applier(prefixes: &[ipnet::IpNet], check: bool) -> Result<vorfw_entra::ApplyReport, String> {
-    vorfw_host::reapply(prefixes, check).map(|(changed, summary, detail)| vorfw_entra::ApplyReport {
-        changed,
-        summary,
-        detail,
+    vorfw_host::reapply(prefixes, check).map(|r| vorfw_entra::ApplyReport {
+        changed: r.changed,
+        summary: r.line,
+        detail: r.detail,
     })
 }

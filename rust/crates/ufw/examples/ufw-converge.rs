@@ -39,7 +39,7 @@ fn parse(spec: &str, p: &mut Policy) -> Result<(), String> {
     for pp in ports.split(',') {
         let (port, proto) = pp.split_once('/').ok_or("port without /proto")?;
         let port: u16 = port.parse().map_err(|e| format!("{port}: {e}"))?;
-        let protocol = Proto::parse(proto).ok_or_else(|| format!("bad protocol {proto}"))?;
+        let protocol = Proto::parse("protocol", proto).map_err(|e| e.to_string())?;
         for &family in &fams {
             let accepts = if out { &mut p.egress.accepts } else { &mut p.accepts };
             let ids = accepts.entry(Accept { set: set.to_string(), family, protocol, port }).or_default();
@@ -55,11 +55,12 @@ fn main() {
     let mut check = false;
     let mut diff = false;
     let mut policy = Policy::default();
+    let mut restricted = false;
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--check" => check = true,
             "--diff" => diff = true,
-            "--restricted" => policy.egress.restricted = true,
+            "--restricted" => restricted = true,
             spec => {
                 if let Err(e) = parse(spec, &mut policy) {
                     eprintln!("bad spec '{spec}': {e}");
@@ -68,6 +69,7 @@ fn main() {
             }
         }
     }
+    policy.set_egress_restricted(restricted);
     for nets in policy.sets.values_mut() {
         *nets = IpNet::aggregate(nets);
     }

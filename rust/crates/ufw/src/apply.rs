@@ -4,12 +4,12 @@
 
 use crate::model::{self, FilePlan, OutputPlan, Record, UfwRule};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
+use std::fs;
+use std::io::ErrorKind;
+
+
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use vorfw_core::policy::{Family, Policy};
 
 /// Where ufw keeps its state, and its program. Tests point these at a scratch directory.
@@ -401,7 +401,7 @@ pub fn converge_at(paths: &Paths, policy: &Policy, check: bool) -> Result<Report
         let result = match step {
             Step::Write(fam) => {
                 let plan = plans.iter().find(|p| p.family == *fam).expect("planned");
-                replace(&paths.rules(*fam), plan.content.as_bytes())
+                write_file(&paths.rules(*fam), plan.content.as_bytes())
             }
             Step::Record(value) => write_file(&paths.output_record, model::output_record(value).as_bytes()),
             Step::Forget => fs::remove_file(&paths.output_record)
@@ -467,127 +467,29 @@ fn load_user_chains(paths: &Paths, ipv6: bool) -> Result<(), String> {
         jobs.push((v6, paths.rules(Family::V6)));
     }
     for (program, file) in jobs {
-        let input = File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let out = Command::new(program)
-            .arg("-n")
-            .stdin(input)
-            .env("LC_ALL", "C")
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} -n < {} exited with {}: {}",
-                program.display(),
-                file.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        vorfw_sys::Cmd::new(program, &["-n"]).stdin(vorfw_sys::Stdin::File(&file)).run()?;
     }
     Ok(())
 }
 
 /// ufw's CLI, with untranslated messages.
 fn run(paths: &Paths, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(&paths.program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", paths.program.display()))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if text.is_empty() {
-        text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    }
-    Err(format!("{} exited with {}: {text}", paths.program.display(), out.status))
+    vorfw_sys::Cmd::new(&paths.program, args).run().map(|_| ())
 }
 
-/// ufw's lock (a POSIX record lock on the whole file, as Python's `fcntl.lockf` takes it).
-struct Lock(#[allow(dead_code)] File);
-
-fn lock(paths: &Paths) -> Result<Option<Lock>, String> {
+/// ufw's lock (a POSIX record lock on the whole file, as Python's `fcntl.lockf` takes it), when
+/// ufw's lock directory exists.
+fn lock(paths: &Paths) -> Result<Option<vorfw_sys::Lock>, String> {
     let Some(p) = &paths.lock else { return Ok(None) };
     if !p.parent().is_some_and(Path::is_dir) {
         return Ok(None);
     }
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(p)
-        .map_err(|e| format!("cannot open ufw's lock {}: {e}", p.display()))?;
-    // SAFETY: a zeroed flock is valid; F_SETLKW only reads it.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    loop {
-        // SAFETY: valid descriptor and flock for the duration of the call.
-        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLKW, &fl) } == 0 {
-            return Ok(Some(Lock(f)));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != ErrorKind::Interrupted {
-            return Err(format!("cannot take ufw's lock {}: {e}", p.display()));
-        }
-    }
+    vorfw_sys::Lock::take(p, vorfw_sys::LockKind::Record).map_err(|e| format!("ufw's lock: {e}"))
 }
 
-/// Replace a file's content atomically: a temporary file in the same directory, with the
-/// original's mode and owner, renamed over it. A file that cannot be renamed over (a
-/// bind-mounted file) is rewritten in place, as ufw itself does.
-fn replace(path: &Path, content: &[u8]) -> Result<(), String> {
-    let dir = path.parent().ok_or_else(|| format!("{}: no parent directory", path.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tmp = dir.join(format!(".{name}.vorfw-{}", std::process::id()));
-    let write_tmp = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(content)?;
-        std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))?;
-        f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    match write_tmp() {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            if e.raw_os_error() == Some(libc::EBUSY) || e.raw_os_error() == Some(libc::EXDEV) {
-                let mut f = OpenOptions::new().write(true).truncate(true).open(path).map_err(|e| e.to_string())?;
-                f.write_all(content).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
-            } else {
-                Err(format!("{}: {e}", path.display()))
-            }
-        }
-    }
-}
-
-/// Write a file of ours: replace it if it exists, else create it (and its directory) with mode
-/// 0644, atomically.
+/// Write a file: replaced atomically, keeping its mode and owner; a new one gets 0644.
 fn write_file(path: &Path, content: &[u8]) -> Result<(), String> {
-    if path.exists() {
-        return replace(path, content);
-    }
-    let dir = path.parent().ok_or_else(|| format!("{}: no parent directory", path.display()))?;
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.vorfw-{}", std::process::id()));
-    let write_tmp = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
-        f.write_all(content)?;
-        f.set_permissions(fs::Permissions::from_mode(0o644))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write_tmp().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        format!("{}: {e}", path.display())
-    })
+    vorfw_sys::replace(path, content, 0o644)
 }
 
 /// Copies of every file a converge may change.
@@ -619,7 +521,7 @@ impl Backup {
                 continue;
             };
             if fs::read(p).ok().as_ref() != Some(content) {
-                if let Err(e) = replace(p, content) {
+                if let Err(e) = write_file(p, content) {
                     errors.push(e);
                 }
             }
@@ -640,6 +542,7 @@ impl Backup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     // The policies behind the fixtures (tests/fixtures/generate.sh), shared with model's tests.
     use crate::model::tests::{egress_policy, fixture_policy as policy};
 

@@ -34,3 +34,36 @@ pub mod model;
 
 pub use apply::{converge, converge_at, detect, detect_at, Paths, Report, Status};
 pub use model::COMMENT_PREFIX;
+
+use serde_json::json;
+use vorfw_core::{policy::Policy, Backend, BackendKind};
+
+/// ufw behind the [`Backend`] seam.
+#[derive(Debug, Clone, Default)]
+pub struct UfwBackend {
+    pub paths: Paths,
+}
+
+impl Backend for UfwBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Ufw
+    }
+    fn what(&self) -> String {
+        "ufw".into()
+    }
+    /// The owned rules, as `ufw` would add them, and the default policies they need.
+    fn render(&self, policy: &Policy) -> String {
+        let outgoing = if policy.egress.restricted { "reject" } else { "(the operator's)" };
+        format!("# default incoming: deny; default outgoing: {outgoing}\n{}", model::render(&model::desired(policy)))
+    }
+    fn converge(&self, policy: &Policy, check: bool) -> Result<vorfw_core::Report, String> {
+        if !detect_at(&self.paths).installed {
+            return Err("host_firewall_backend is ufw but ufw is not installed".into());
+        }
+        let r = converge_at(&self.paths, policy, check).map_err(|e| format!("ufw: {e}"))?;
+        let mut data = serde_json::Map::new();
+        data.insert("rules_added".into(), json!(r.added));
+        data.insert("rules_removed".into(), json!(r.removed));
+        Ok(vorfw_core::Report { changes: r.changes, before: r.before, after: r.after, warnings: r.warnings, data })
+    }
+}

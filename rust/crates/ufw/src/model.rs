@@ -40,8 +40,8 @@ use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv6Addr;
-use vorfw_core::policy::{Accept, Family, Policy, GUARD_ID};
-use vorfw_core::{Matrix, Proto};
+use vorfw_core::policy::{Family, Policy};
+use vorfw_core::Proto;
 
 /// Every rule this collection owns has a ufw comment starting with this.
 pub const COMMENT_PREFIX: &str = "vorfw:";
@@ -278,21 +278,11 @@ impl fmt::Display for UfwRule {
 /// next packet is `NEW`, the outgoing policy rejects it and the session (Ansible's own) hangs
 /// (seen in tests/netns-integration.sh).
 pub fn desired(policy: &Policy) -> Vec<UfwRule> {
-    let management = &Matrix::embedded().management.id;
-    let replies: BTreeMap<Accept, BTreeSet<String>> = if policy.egress.restricted {
-        policy
-            .accepts
-            .iter()
-            .filter(|(_, ids)| ids.contains(GUARD_ID) || ids.contains(management))
-            .map(|(a, ids)| (a.clone(), ids.clone()))
-            .collect()
-    } else {
-        BTreeMap::new()
-    };
+    let replies = &policy.egress.replies;
     let mut out = vec![];
     for fam in [Family::V4, Family::V6] {
         for (direction, accepts) in
-            [(Direction::In, &policy.accepts), (Direction::Out, &policy.egress.accepts), (Direction::Reply, &replies)]
+            [(Direction::In, &policy.accepts), (Direction::Out, &policy.egress.accepts), (Direction::Reply, replies)]
         {
             let mut seen: BTreeSet<(IpNet, u16, Proto)> = BTreeSet::new();
             for a in accepts.keys().filter(|a| a.family == fam) {
@@ -713,6 +703,8 @@ pub fn read_settings(texts: &[&str]) -> BTreeMap<String, String> {
 pub(crate) mod tests {
     use super::*;
     use std::time::Instant;
+    use vorfw_core::policy::{Accept, GUARD_ID};
+    use vorfw_core::Matrix;
 
     fn fixture(dir: &str, f: &str) -> String {
         let p = format!("{}/tests/fixtures/{dir}/{f}", env!("CARGO_MANIFEST_DIR"));
@@ -773,7 +765,7 @@ pub(crate) mod tests {
             let a = Accept { set: set.into(), family: fam, protocol: proto, port };
             p.egress.accepts.insert(a, Default::default());
         }
-        p.egress.restricted = restricted;
+        p.set_egress_restricted(restricted);
         p
     }
 
@@ -1110,7 +1102,7 @@ pub(crate) mod tests {
         let a = Accept { set: "g".into(), family: Family::V4, protocol: Proto::Tcp, port: mgmt.port };
         p.accepts.insert(a, ["some-rule".to_string()].into());
         assert!(desired(&p).iter().all(|r| r.direction == Direction::In));
-        p.egress.restricted = true;
+        p.set_egress_restricted(true);
         let replies: Vec<String> =
             desired(&p).iter().filter(|r| r.direction == Direction::Reply).map(|r| r.to_string()).collect();
         assert_eq!(replies, [format!("allow out from port {}/tcp to 10.0.0.0/24 (vorfw:mgmt)", mgmt.port)]);
