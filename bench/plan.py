@@ -6,6 +6,11 @@ Measured side by side in one run, each the median of several runs:
   - `vorfw plan --inventory inv.json --format summary` (planning every host from that JSON),
   - `vorfw plan -i inv.ini --format summary` (end to end: runs ansible-inventory itself).
 Prints absolute times and the ratio of planning to reading the inventory with Ansible.
+
+Then the contract the modules consume, `vorfw plan --format json`, at 1,000 and 3,000 hosts
+(BENCH_JSON_HOSTS): bytes, time and peak RSS, beside `ansible-inventory --list` of the same
+inventory. Before the set table (each rule spelling out its peers) these were 134 MB / 604 MB
+RSS at 1,000 hosts and 1.16 GB / 5.1 GB at 3,000 (measured 2026-12-01).
 """
 from __future__ import annotations
 
@@ -61,6 +66,35 @@ def timed(cmd, runs=RUNS, stdout=subprocess.DEVNULL):
     return statistics.median(times)
 
 
+def measured(cmd, out_path):
+    """Wall time, peak RSS of that one child (MB, from wait4) and bytes written."""
+    t = time.perf_counter()
+    with open(out_path, "wb") as f:
+        p = subprocess.Popen([str(c) for c in cmd], env=ENV, stdout=f)
+        _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    if status != 0:
+        raise SystemExit(f"{cmd} failed ({status})")
+    return wall, usage.ru_maxrss / 1024, Path(out_path).stat().st_size
+
+
+def contract(d: Path) -> bool:
+    ok = True
+    for n in [int(x) for x in os.environ.get("BENCH_JSON_HOSTS", "1000,3000").split(",") if x]:
+        ini = d / f"inv{n}.ini"
+        ini.write_text(inventory(n))
+        js = d / f"inv{n}.json"
+        t_ai, _, _ = measured(["ansible-inventory", "-i", ini, "--list"], js)
+        t, rss, size = measured([VORFW, "plan", "--inventory", js, "--format", "json"], d / "plan.json")
+        print(f"{n:6d} hosts: plan --format json {size / 1e6:8.2f} MB {t * 1000:7.0f} ms  peak RSS {rss:6.0f} MB"
+              f"  | ansible-inventory --list {t_ai * 1000:6.0f} ms  ratio {t / t_ai:5.2f}x")
+        before = {1000: 133_903_881, 3000: 1_158_918_475}.get(n)
+        if before:
+            print(f"{'':13}{before / size:6.0f}x smaller than before the set table ({before / 1e6:.0f} MB)")
+            ok &= before / size >= 20
+    return ok
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         ini = Path(d) / "inv.ini"
@@ -80,7 +114,9 @@ def main() -> int:
         print(f"ratio planning / ansible-inventory {t_plan / t_ai:8.2f}x")
         ok = t_plan < 1.0
         print(f"target: plan {N} hosts well under 1 s: {'met' if ok else 'MISSED'} ({t_plan * 1000:.0f} ms)")
-        return 0 if ok else 1
+        small = contract(Path(d))
+        print(f"target: the JSON contract at least 20x smaller: {'met' if small else 'MISSED'}")
+        return 0 if ok and small else 1
 
 
 if __name__ == "__main__":

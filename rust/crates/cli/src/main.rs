@@ -16,6 +16,9 @@ struct Cli {
 enum Cmd {
     /// Compute every host's firewall plan from an inventory and the VOR Stream port matrix.
     Plan(PlanArgs),
+    /// Print exactly what one backend would own on one host: the nft script, the firewalld
+    /// ipsets, rich rules and egress policy, or the ufw rules (for review and sign-off).
+    Render(RenderArgs),
     /// Print the embedded port matrix data file.
     Matrix,
     /// Microsoft Entra ID (AzureActiveDirectory service tag) prefixes: fetch, show, diff, apply, status.
@@ -44,6 +47,18 @@ enum Format {
 
 #[derive(clap::Args)]
 struct PlanArgs {
+    #[command(flatten)]
+    inv: InventoryArgs,
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Flows)]
+    format: Format,
+    /// Only print these hosts (comma-separated names); peers still come from the whole inventory.
+    #[arg(short = 'l', long, value_name = "HOSTS")]
+    limit: Option<String>,
+}
+
+/// Where the inventory comes from (shared by `plan` and `render`).
+#[derive(clap::Args)]
+struct InventoryArgs {
     /// Inventory: an inventory source Ansible understands (INI, YAML, directory, plugin
     /// config; repeatable), or a file with the JSON of `ansible-inventory --list` (`-` for stdin).
     #[arg(short = 'i', long = "inventory", required = true, value_name = "INVENTORY")]
@@ -51,14 +66,40 @@ struct PlanArgs {
     /// Override variables on every host, as `ansible-playbook -e` (KEY=VALUE, JSON, @file.json).
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
     extra_vars: Vec<String>,
-    #[arg(short = 'f', long, value_enum, default_value_t = Format::Flows)]
-    format: Format,
-    /// Only print these hosts (comma-separated names); peers still come from the whole inventory.
-    #[arg(short = 'l', long, value_name = "HOSTS")]
-    limit: Option<String>,
     /// The ansible-inventory program to run.
     #[arg(long, env = "VORFW_ANSIBLE_INVENTORY", default_value = "ansible-inventory")]
     ansible_inventory: String,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum RenderBackend {
+    Firewalld,
+    Ufw,
+    Nftables,
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    #[command(flatten)]
+    inv: InventoryArgs,
+    #[arg(long, value_enum)]
+    backend: RenderBackend,
+    /// The inventory host to render.
+    #[arg(long, value_name = "HOST")]
+    host: String,
+    /// The controller's address as the host sees it: with host_firewall_management_sources
+    /// unset, the lockout guard admits SSH from it (left out when not given).
+    #[arg(long, value_name = "ADDRESS")]
+    controller: Option<std::net::IpAddr>,
+    /// The Entra ID list the host holds (repeatable or comma-separated CIDRs; default: none yet).
+    #[arg(long, value_name = "CIDRS", value_delimiter = ',')]
+    entra_prefix: Vec<ipnet::IpNet>,
+    /// The host's resolvers, for restricted egress without host_firewall_dns_servers.
+    #[arg(long, value_name = "ADDRESSES", value_delimiter = ',')]
+    nameserver: Vec<std::net::IpAddr>,
+    /// firewalld zones to render the rich rules in.
+    #[arg(long, value_name = "ZONE", default_value = "public")]
+    zone: Vec<String>,
 }
 
 fn main() {
@@ -85,11 +126,12 @@ fn run(cli: Cli) -> Result<String> {
     match cli.cmd {
         Cmd::Matrix => Ok(vorfw_core::matrix::MATRIX_JSON.to_string()),
         Cmd::Plan(a) => plan(a),
+        Cmd::Render(a) => render_host(a),
         Cmd::Entra { .. } => unreachable!("handled in main"),
     }
 }
 
-fn load_inventory(a: &PlanArgs) -> Result<serde_json::Value> {
+fn load_inventory(a: &InventoryArgs) -> Result<serde_json::Value> {
     // A single `-` or a file holding `ansible-inventory --list` JSON is read directly;
     // anything else is handed to ansible-inventory, which understands every inventory format.
     if let [one] = a.inventory.as_slice() {
@@ -113,16 +155,53 @@ fn load_inventory(a: &PlanArgs) -> Result<serde_json::Value> {
     vorfw_shell::ansible_inventory(&a.ansible_inventory, &a.inventory).map_err(anyhow::Error::msg)
 }
 
-fn plan(a: PlanArgs) -> Result<String> {
-    let json = load_inventory(&a)?;
+/// Every host's plan, warnings printed to stderr.
+fn plans(a: &InventoryArgs) -> Result<vorfw_core::Plans> {
+    let json = load_inventory(a)?;
     let mut inv = Inventory::from_ansible_json(&json)?;
     let extra = vorfw_shell::extra_vars(&a.extra_vars).map_err(anyhow::Error::msg)?;
     inv.override_vars(&extra);
     let mut resolve = vorfw_shell::resolve;
-    let mut plans = vorfw_core::plan(&inv, Matrix::embedded(), &mut resolve)?;
+    let plans = vorfw_core::plan(&inv, Matrix::embedded(), &mut resolve)?;
     for w in &plans.warnings {
         let _ = writeln!(std::io::stderr(), "vorfw: warning: {w}");
     }
+    Ok(plans)
+}
+
+fn render_host(a: RenderArgs) -> Result<String> {
+    use vorfw_core::Backend;
+    let plans = plans(&a.inv)?;
+    let Some(h) = plans.hosts.iter().find(|h| h.name == a.host) else {
+        bail!("--host: host {} is not in the inventory", a.host);
+    };
+    // The same path as on the host: the contract, the request, the policy, the backend.
+    let req = vorfw_core::Fleet::from_plans(&plans, [h]).request(&a.host)?;
+    let facts = vorfw_core::HostFacts {
+        entra: (!a.entra_prefix.is_empty()).then(|| a.entra_prefix.clone()),
+        nameservers: a.nameserver.clone(),
+        controller: a.controller,
+    };
+    let policy = vorfw_core::Policy::for_host(&req, &facts)?;
+    let backend: Box<dyn Backend> = match a.backend {
+        RenderBackend::Nftables => Box::new(vorfw_nftables::NftablesBackend::default()),
+        RenderBackend::Ufw => Box::new(vorfw_ufw::UfwBackend::default()),
+        RenderBackend::Firewalld => Box::new(vorfw_firewalld::FirewalldBackend {
+            target: None,
+            zones: a.zone.clone(),
+            remove_services: req.remove_zone_services.clone(),
+        }),
+    };
+    let mut out = format!("# vorstream.firewall: {} on host {} ({})\n", backend.kind(), req.name, backend.what());
+    for w in &policy.warnings {
+        out.push_str(&format!("# warning: {w}\n"));
+    }
+    out.push_str(&backend.render(&policy));
+    Ok(out)
+}
+
+fn plan(a: PlanArgs) -> Result<String> {
+    let mut plans = plans(&a.inv)?;
     if let Some(limit) = &a.limit {
         let wanted: Vec<&str> = limit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         for w in &wanted {
@@ -133,7 +212,14 @@ fn plan(a: PlanArgs) -> Result<String> {
         plans.hosts.retain(|h| wanted.contains(&h.name.as_str()));
     }
     Ok(match a.format {
-        Format::Flows => render::flows_text(&plans),
+        Format::Flows => {
+            // Streamed host by host: a large fleet's flows never sit in memory at once.
+            let mut so = std::io::BufWriter::new(std::io::stdout().lock());
+            match render::write_flows(&plans, &mut so).and_then(|_| so.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => String::new(),
+            }
+        }
         Format::Json => serde_json::to_string_pretty(&render::json(&plans))? + "\n",
         Format::Markdown => render::markdown(&plans),
         Format::Csv => render::csv(&plans).map_err(anyhow::Error::msg)?,

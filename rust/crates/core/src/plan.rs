@@ -157,14 +157,25 @@ fn host_addresses(
     Ok(addrs)
 }
 
-/// Compute every host's plan.
+/// Compute every host's plan: the named steps of [`Planner`], in order.
 pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans> {
     let mut warnings: Warnings = vec![];
-    let empty = serde_json::Map::new();
+    let hosts = host_entries(inv, m, resolve, &mut warnings)?;
+    let mut p = Planner::new(inv, m, hosts);
+    p.check_extra_rule_ids()?;
+    for hi in 0..p.hosts.len() {
+        let rules = p.inbound(hi)?;
+        p.hosts[hi].inbound = rules;
+    }
+    p.mirror_outbound();
+    p.check_sets()?;
+    Ok(Plans { hosts: p.hosts, warnings })
+}
 
-    // 1. Options, addresses and services of every host.
+/// Step 1. Options, addresses, groups and services of every host (rules come later).
+fn host_entries(inv: &Inventory, m: &Matrix, resolve: &mut Resolver, warnings: &mut Warnings) -> Result<Vec<HostPlan>> {
+    let empty = serde_json::Map::new();
     let mut hosts: Vec<HostPlan> = Vec::with_capacity(inv.hosts.len());
-    let index: HashMap<&str, usize> = inv.hosts.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
     let group_names: Vec<&String> = inv.groups.keys().filter(|g| g.as_str() != "all").collect();
     let mut addr_owner: HashMap<IpAddr, &str> = HashMap::new();
     for name in &inv.hosts {
@@ -198,61 +209,117 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             outbound: vec![],
         });
     }
+    Ok(hosts)
+}
 
-    // 2. Peer sets: the addresses of every host in a group, computed once per group.
-    let mut sets = Sets::default();
-    let mut group_sets: HashMap<String, NetSet> = HashMap::new();
-    let mut group_set = |g: &str, sets: &mut Sets| -> NetSet {
-        if let Some(s) = group_sets.get(g) {
-            return s.clone();
-        }
-        let nets: Vec<IpNet> = inv
-            .group_hosts(g)
-            .map(|hs| hs.iter().flat_map(|h| hosts_own(&hosts, &index, h)).collect())
-            .unwrap_or_default();
-        let s = sets.intern(nets);
-        group_sets.insert(g.to_string(), s.clone());
-        s
-    };
-    let service_group = |name: &str| m.service(name).map(|s| s.group.as_str());
-    let label_for = |service: &str| format!("{service} (group {})", service_group(service).unwrap_or("?"));
-    let matrix_ids: BTreeSet<&str> = m.row_ids().collect();
-    // An extra rule whose source is inventory hosts is mirrored onto those hosts under its id
-    // (set `t-<id>`): the same id defined differently on another host would give a source host
-    // two rules under one name, which `apply` refuses there. One id, one such rule, fleet-wide.
-    let mirrored = |x: &ExtraRule| matches!(x.source, Peer::Service(_) | Peer::Group(_));
-    let mut extra_defs: HashMap<&str, (&ExtraRule, &str)> = HashMap::new();
-    for host in &hosts {
-        for x in host.options.extra_rules.iter().filter(|x| mirrored(x)) {
-            match extra_defs.get(x.id.as_str()) {
-                Some((first, on)) if *first != x => {
-                    return Err(Error::new(format!(
-                        "host {}: host_firewall_extra_rules: id '{}' is defined differently on host {on} \
-                         ({} against {}); one id must name one rule across the inventory",
-                        host.name,
-                        x.id,
-                        describe_extra(x),
-                        describe_extra(first)
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    extra_defs.insert(x.id.as_str(), (x, host.name.as_str()));
-                }
-            }
+/// The fields of a rule before its protocols are known (one [`Rule`] per protocol).
+struct RuleSpec<'p> {
+    id: &'p str,
+    port: u16,
+    protocols: &'p [String],
+    peers: NetSet,
+    purpose: &'p str,
+    label: String,
+    set: String,
+    members: Members,
+    origin: Origin,
+    /// The group whose hosts are the peers: the rule is mirrored onto them as outbound rules.
+    mirror_group: Option<&'p str>,
+}
+
+/// The planner's shared state across steps 2–5.
+struct Planner<'a> {
+    inv: &'a Inventory,
+    m: &'a Matrix,
+    hosts: Vec<HostPlan>,
+    index: HashMap<String, usize>,
+    sets: Sets,
+    group_sets: HashMap<String, NetSet>,
+    labels: HashMap<String, Arc<str>>,
+    mirrors: BTreeMap<MirrorKey, Mirror>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(inv: &'a Inventory, m: &'a Matrix, hosts: Vec<HostPlan>) -> Self {
+        let index = hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
+        Planner {
+            inv,
+            m,
+            hosts,
+            index,
+            sets: Sets::default(),
+            group_sets: HashMap::new(),
+            labels: HashMap::new(),
+            mirrors: BTreeMap::new(),
         }
     }
 
-    // 3. Inbound rules, host by host; remember inbound rules with host peers for mirroring.
-    let mut mirrors: BTreeMap<MirrorKey, Mirror> = BTreeMap::new();
-    let mut inbound_all: Vec<Vec<Rule>> = Vec::with_capacity(hosts.len());
-    let mut labels: HashMap<String, Arc<str>> = HashMap::new();
-    let mut label = |s: String| labels.entry(s.clone()).or_insert_with(|| Arc::from(s)).clone();
-    for (hi, host) in hosts.iter().enumerate() {
-        let o = &host.options;
-        let name = &host.name;
-        let err = |msg: String| Error::new(format!("host {name}: {msg}"));
-        // Validate extra rules and disabled ids first, whether or not they target this host.
+    fn label(&mut self, s: String) -> Arc<str> {
+        self.labels.entry(s.clone()).or_insert_with(|| Arc::from(s)).clone()
+    }
+
+    fn service_group(&self, service: &str) -> &'a str {
+        self.m.service(service).map(|s| s.group.as_str()).expect("checked matrix or validated option")
+    }
+
+    fn label_for(&self, service: &str) -> String {
+        format!("{service} (group {})", self.m.service(service).map(|s| s.group.as_str()).unwrap_or("?"))
+    }
+
+    /// Step 2. The addresses of every host in a group, computed once per group.
+    fn group_set(&mut self, g: &str) -> NetSet {
+        if let Some(s) = self.group_sets.get(g) {
+            return s.clone();
+        }
+        let nets: Vec<IpNet> = self
+            .inv
+            .group_hosts(g)
+            .map(|hs| {
+                hs.iter()
+                    .filter_map(|h| self.index.get(h.as_str()))
+                    .flat_map(|&i| self.hosts[i].own.iter().copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let s = self.sets.intern(nets);
+        self.group_sets.insert(g.to_string(), s.clone());
+        s
+    }
+
+    /// An extra rule whose source is inventory hosts is mirrored onto those hosts under its id
+    /// (set `t-<id>`): the same id defined differently on another host would give a source host
+    /// two rules under one name, which `apply` refuses there. One id, one such rule, fleet-wide.
+    fn check_extra_rule_ids(&self) -> Result<()> {
+        let mirrored = |x: &ExtraRule| matches!(x.source, Peer::Service(_) | Peer::Group(_));
+        let mut defs: HashMap<&str, (&ExtraRule, &str)> = HashMap::new();
+        for host in &self.hosts {
+            for x in host.options.extra_rules.iter().filter(|x| mirrored(x)) {
+                match defs.get(x.id.as_str()) {
+                    Some((first, on)) if *first != x => {
+                        return Err(Error::new(format!(
+                            "host {}: host_firewall_extra_rules: id '{}' is defined differently on host {on} \
+                             ({} against {}); one id must name one rule across the inventory",
+                            host.name,
+                            x.id,
+                            describe_extra(x),
+                            describe_extra(first)
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        defs.insert(x.id.as_str(), (x, host.name.as_str()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Extra rules and disabled ids of one host are valid, whether or not they target it.
+    fn check_options(&self, host: &HostPlan) -> Result<BTreeSet<&'a str>> {
+        let (o, m) = (&host.options, self.m);
+        let err = |msg: String| Error::new(format!("host {}: {msg}", host.name));
+        let matrix_ids: BTreeSet<&str> = m.row_ids().collect();
         let mut extra_ids = BTreeSet::new();
         for x in &o.extra_rules {
             if matrix_ids.contains(x.id.as_str()) {
@@ -271,7 +338,7 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                             known.join(", ")
                         )));
                     }
-                    Peer::Group(g) if !inv.has_group(g) => {
+                    Peer::Group(g) if !self.inv.has_group(g) => {
                         return Err(err(format!(
                             "host_firewall_extra_rules (id {}): {what} names group '{g}', which is not in the inventory",
                             x.id
@@ -286,17 +353,36 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                 return Err(err(format!("host_firewall_disabled_rules: unknown rule id '{d}'")));
             }
         }
-        let enabled = |id: &str| !o.disabled_rules.contains(id);
-        let mut inbound: Vec<Rule> = vec![];
-        let mut add_one = |rule: Rule, mirror_group: Option<&str>, inbound: &mut Vec<Rule>| {
-            if let Some(g) = mirror_group {
+        Ok(matrix_ids)
+    }
+
+    /// The one rule constructor: one [`Rule`] per protocol of `spec`, none when the host
+    /// itself is the only peer; rules with host peers are remembered for mirroring.
+    fn add(&mut self, hi: usize, spec: RuleSpec, out: &mut Vec<Rule>) {
+        let template = Rule {
+            id: Arc::from(spec.id),
+            port: spec.port,
+            protocol: Proto::Tcp,
+            peers: spec.peers,
+            purpose: Arc::from(spec.purpose),
+            label: self.label(spec.label),
+            set: self.label(spec.set),
+            members: spec.members,
+            origin: spec.origin,
+        };
+        if self.hosts[hi].peer_count(&template) == 0 {
+            return;
+        }
+        for p in spec.protocols {
+            let rule = Rule { protocol: Proto::of(p), ..template.clone() };
+            if let Some(g) = spec.mirror_group {
                 let key = MirrorKey {
                     source_group: g.to_string(),
                     id: rule.id.clone(),
                     port: rule.port,
                     protocol: rule.protocol,
                 };
-                mirrors
+                self.mirrors
                     .entry(key)
                     .or_insert_with(|| Mirror {
                         purpose: rule.purpose.clone(),
@@ -311,56 +397,55 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
                     .targets
                     .push(hi);
             }
-            inbound.push(rule);
-        };
-        // One rule per protocol (the template's own protocol is a placeholder); rules without a
-        // peer other than the host itself are dropped.
-        let mut add = |template: Rule, protocols: &[String], mirror_group: Option<&str>, inbound: &mut Vec<Rule>| {
-            if host.peer_count(&template) == 0 {
-                return;
-            }
-            for p in protocols {
-                let rule =
-                    Rule { protocol: Proto::of(p), ..template.clone() };
-                add_one(rule, mirror_group, inbound);
-            }
-        };
+            out.push(rule);
+        }
+    }
 
+    /// Step 3. One host's inbound rules: management SSH, the internal and external matrix rows
+    /// that apply to it, and its extra rules.
+    fn inbound(&mut self, hi: usize) -> Result<Vec<Rule>> {
+        let m = self.m;
+        let host = self.hosts[hi].clone();
+        let o = &host.options;
+        self.check_options(&host)?;
+        let enabled = |id: &str| !o.disabled_rules.contains(id);
+        let mut inbound: Vec<Rule> = vec![];
         if let (Some(ms), true) = (&o.management_sources, enabled(&m.management.id)) {
-            let peers = sets.intern(ms.clone());
-            let rule = Rule {
-                id: Arc::from(m.management.id.as_str()),
+            let spec = RuleSpec {
+                id: &m.management.id,
                 port: m.management.port,
-                protocol: Proto::Tcp,
-                peers: peers.clone(),
-                purpose: Arc::from(m.management.purpose.as_str()),
-                label: label("host_firewall_management_sources".into()),
-                set: label("mgmt".into()),
+                protocols: &m.management.protocols,
+                peers: self.sets.intern(ms.clone()),
+                purpose: &m.management.purpose,
+                label: "host_firewall_management_sources".into(),
+                set: "mgmt".into(),
                 members: Members::Networks,
                 origin: Origin::Management,
+                mirror_group: None,
             };
-            add(rule, &m.management.protocols, None, &mut inbound);
+            self.add(hi, spec, &mut inbound);
         }
         for r in &m.internal {
             if !host.services.contains(&r.service) || !enabled(&r.id) || !holds(&r.when, o) {
                 continue;
             }
-            let src_group = service_group(&r.source).expect("checked matrix");
-            let peers = group_set(src_group, &mut sets);
-            let origin =
-                Origin::Flow { source: Arc::from(label_for(&r.source)), target: Arc::from(label_for(&r.service)) };
-            let rule = Rule {
-                id: Arc::from(r.id.as_str()),
+            let src_group = self.service_group(&r.source);
+            let spec = RuleSpec {
+                id: &r.id,
                 port: r.port,
-                protocol: Proto::Tcp,
-                peers: peers.clone(),
-                purpose: Arc::from(r.purpose.as_str()),
-                label: label(label_for(&r.source)),
-                set: label(format!("g-{src_group}")),
+                protocols: &r.protocols,
+                peers: self.group_set(src_group),
+                purpose: &r.purpose,
+                label: self.label_for(&r.source),
+                set: format!("g-{src_group}"),
                 members: Members::Hosts,
-                origin: origin.clone(),
+                origin: Origin::Flow {
+                    source: Arc::from(self.label_for(&r.source)),
+                    target: Arc::from(self.label_for(&r.service)),
+                },
+                mirror_group: Some(src_group),
             };
-            add(rule, &r.protocols, Some(src_group), &mut inbound);
+            self.add(hi, spec, &mut inbound);
         }
         for r in &m.external {
             if !host.groups.contains(&r.group) || !enabled(&r.id) {
@@ -371,123 +456,132 @@ pub fn plan(inv: &Inventory, m: &Matrix, resolve: &mut Resolver) -> Result<Plans
             if nets.is_empty() {
                 continue;
             }
-            let peers = sets.intern(nets);
-            let rule = Rule {
-                id: Arc::from(r.id.as_str()),
+            let target = m
+                .services
+                .iter()
+                .find(|s| s.group == r.group)
+                .map(|s| self.label_for(&s.name))
+                .unwrap_or_else(|| format!("group {}", r.group));
+            let spec = RuleSpec {
+                id: &r.id,
                 port: r.port,
-                protocol: Proto::Tcp,
-                peers: peers.clone(),
-                purpose: Arc::from(r.purpose.as_str()),
-                label: label(format!("{} ({})", r.audience, aud.variables.join(" + "))),
-                set: label(audience_set_key(&aud.variables)),
+                protocols: &r.protocols,
+                peers: self.sets.intern(nets),
+                purpose: &r.purpose,
+                label: format!("{} ({})", r.audience, aud.variables.join(" + ")),
+                set: audience_set_key(&aud.variables),
                 members: Members::Networks,
-                origin: Origin::Audience {
-                    audience: Arc::from(r.audience.as_str()),
-                    target: Arc::from(
-                        m.services
-                            .iter()
-                            .find(|s| s.group == r.group)
-                            .map(|s| label_for(&s.name))
-                            .unwrap_or_else(|| format!("group {}", r.group)),
-                    ),
-                },
+                origin: Origin::Audience { audience: Arc::from(r.audience.as_str()), target: Arc::from(target) },
+                mirror_group: None,
             };
-            add(rule, &r.protocols, None, &mut inbound);
+            self.add(hi, spec, &mut inbound);
         }
         for x in &o.extra_rules {
-            if !enabled(&x.id) || !extra_targets(x, host, m) {
+            if !enabled(&x.id) || !extra_targets(x, &host, m) {
                 continue;
             }
-            let (peers, mirror_group, who, set) = match &x.source {
-                Peer::Service(s) => {
-                    let g = service_group(s).expect("validated above");
-                    (group_set(g, &mut sets), Some(g), label_for(s), format!("g-{g}"))
-                }
-                Peer::Group(g) => (group_set(g, &mut sets), Some(g.as_str()), format!("group {g}"), format!("g-{g}")),
-                Peer::Cidrs(c) => {
-                    (sets.intern(c.clone()), None, "host_firewall_extra_rules".to_string(), format!("x-{}", x.id))
-                }
-            };
             let target = match &x.target {
-                Peer::Service(s) => label_for(s),
+                Peer::Service(s) => self.label_for(s),
                 Peer::Group(g) => format!("group {g}"),
                 Peer::Cidrs(_) => unreachable!("targets are services or groups"),
+            };
+            let (peers, mirror_group, who, set, members) = match &x.source {
+                Peer::Service(s) => {
+                    let g = self.service_group(s);
+                    (self.group_set(g), Some(g), self.label_for(s), format!("g-{g}"), Members::Hosts)
+                }
+                Peer::Group(g) => {
+                    (self.group_set(g), Some(g.as_str()), format!("group {g}"), format!("g-{g}"), Members::Hosts)
+                }
+                Peer::Cidrs(c) => (
+                    self.sets.intern(c.clone()),
+                    None,
+                    "host_firewall_extra_rules".to_string(),
+                    format!("x-{}", x.id),
+                    Members::Networks,
+                ),
             };
             let origin = match mirror_group {
                 Some(_) => Origin::Flow { source: Arc::from(who.as_str()), target: Arc::from(target.as_str()) },
                 None => Origin::Extra { target: Arc::from(target.as_str()) },
             };
-            let rule = Rule {
-                id: Arc::from(x.id.as_str()),
+            let spec = RuleSpec {
+                id: &x.id,
                 port: x.port,
-                protocol: Proto::Tcp,
-                peers: peers.clone(),
-                purpose: Arc::from(x.purpose.as_str()),
-                label: label(who.clone()),
-                set: label(set.clone()),
-                members: if mirror_group.is_some() { Members::Hosts } else { Members::Networks },
-                origin: origin.clone(),
+                protocols: &x.protocols,
+                peers,
+                purpose: &x.purpose,
+                label: who,
+                set,
+                members,
+                origin,
+                mirror_group,
             };
-            add(rule, &x.protocols, mirror_group, &mut inbound);
+            self.add(hi, spec, &mut inbound);
         }
         inbound.sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
-        inbound_all.push(inbound);
-    }
-    for (h, rules) in hosts.iter_mut().zip(inbound_all) {
-        h.inbound = rules;
+        Ok(inbound)
     }
 
-    // 4. Outbound rules: the mirror image of inbound rules whose peers are inventory hosts.
-    for (key, mir) in mirrors {
-        let dest = sets.intern(mir.targets.iter().flat_map(|&t| hosts[t].own.iter().copied()).collect());
-        let Some(sources) = inv.group_hosts(&key.source_group) else {
-            continue;
-        };
-        for s in sources {
-            let hi = index[s.as_str()];
-            let rule = Rule {
-                id: key.id.clone(),
-                port: key.port,
-                protocol: key.protocol,
-                peers: dest.clone(),
-                purpose: mir.purpose.clone(),
-                label: mir.label.clone(),
-                set: mir.set.clone(),
-                members: Members::Hosts,
-                origin: mir.origin.clone(),
+    /// Step 4. Outbound rules: the mirror image of inbound rules whose peers are inventory hosts.
+    fn mirror_outbound(&mut self) {
+        for (key, mir) in std::mem::take(&mut self.mirrors) {
+            let dest = self.sets.intern(mir.targets.iter().flat_map(|&t| self.hosts[t].own.iter().copied()).collect());
+            let Some(sources) = self.inv.group_hosts(&key.source_group) else {
+                continue;
             };
-            let h = &mut hosts[hi];
-            if h.peer_count(&rule) > 0 {
-                h.outbound.push(rule);
-            }
-        }
-    }
-    for h in &mut hosts {
-        h.outbound.sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
-    }
-    // 5. Every set a host's rules use has one content, and a name of its own on every backend:
-    //    what `apply` would refuse on one host is refused here, before any host is touched.
-    for h in &hosts {
-        let mut by_key: BTreeMap<&str, &Rule> = BTreeMap::new();
-        for r in h.inbound.iter().chain(&h.outbound) {
-            if let Some(prev) = by_key.insert(&r.set, r) {
-                if prev.peers != r.peers {
-                    return Err(Error::new(format!(
-                        "host {}: rules {} and {} use the peer set {} with different peers",
-                        h.name, prev.id, r.id, r.set
-                    )));
+            for s in sources {
+                let hi = self.index[s.as_str()];
+                let rule = Rule {
+                    id: key.id.clone(),
+                    port: key.port,
+                    protocol: key.protocol,
+                    peers: dest.clone(),
+                    purpose: mir.purpose.clone(),
+                    label: mir.label.clone(),
+                    set: mir.set.clone(),
+                    members: Members::Hosts,
+                    origin: mir.origin.clone(),
+                };
+                let h = &mut self.hosts[hi];
+                if h.peer_count(&rule) > 0 {
+                    h.outbound.push(rule);
                 }
             }
         }
-        if let Some((a, b, name)) = crate::policy::naming_collisions(by_key.keys().copied()).into_iter().next() {
-            return Err(Error::new(format!(
-                "host {}: the peer sets {a} and {b} would both be the {name}; rename one of the groups \
-                 (or extra rule ids) they come from",
-                h.name
-            )));
+        for h in &mut self.hosts {
+            h.outbound.sort_by(|a, b| (a.port, a.protocol, &a.id).cmp(&(b.port, b.protocol, &b.id)));
         }
     }
-    Ok(Plans { hosts, warnings })
+
+    /// Step 5. Every set a host's rules use has one content, and a name of its own on every
+    /// backend: what `apply` would refuse on one host is refused here, before any host is touched.
+    fn check_sets(&self) -> Result<()> {
+        for h in &self.hosts {
+            let mut by_key: BTreeMap<&str, &Rule> = BTreeMap::new();
+            for r in h.inbound.iter().chain(&h.outbound) {
+                if let Some(prev) = by_key.insert(&r.set, r) {
+                    if prev.peers != r.peers {
+                        return Err(Error::new(format!(
+                            "host {}: rules {} and {} use the peer set {} with different peers",
+                            h.name, prev.id, r.id, r.set
+                        )));
+                    }
+                }
+            }
+            // The request's sets: its rules' and its extra egress rules' (`o-<id>`).
+            let egress_keys: Vec<String> = h.options.egress_extra_rules.iter().map(|x| format!("o-{}", x.id)).collect();
+            let all = by_key.keys().copied().chain(egress_keys.iter().map(String::as_str));
+            if let Some((a, b, name)) = crate::policy::naming_collisions(all).into_iter().next() {
+                return Err(Error::new(format!(
+                    "host {}: the peer sets {a} and {b} would both be the {name}; rename one of the groups \
+                     (or extra rule ids) they come from",
+                    h.name
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An extra rule in words, for messages.
@@ -505,10 +599,6 @@ fn audience_set_key(vars: &[String]) -> String {
     let parts: Vec<&str> =
         vars.iter().map(|v| v.trim_start_matches("host_firewall_").trim_end_matches("_sources")).collect();
     format!("a-{}", parts.join("-"))
-}
-
-fn hosts_own<'a>(hosts: &'a [HostPlan], index: &HashMap<&str, usize>, h: &str) -> impl Iterator<Item = IpNet> + 'a {
-    index.get(h).map(|&i| hosts[i].own.iter().copied()).into_iter().flatten()
 }
 
 fn extra_targets(x: &ExtraRule, host: &HostPlan, m: &Matrix) -> bool {

@@ -1,7 +1,7 @@
 //! Renderings of a set of plans: flows (the stable line contract), JSON (what the modules
 //! consume), Markdown (for sign-off), CSV and Mermaid.
 
-use crate::plan::{Origin, Plans};
+use crate::plan::{HostPlan, Origin, Plans};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
@@ -19,43 +19,61 @@ pub struct Flow {
     pub ids: Vec<String>,
 }
 
-/// All flows, unique by (host, direction, protocol, port, peer), sorted like `LC_ALL=C sort`.
-pub fn flows(plans: &Plans) -> Vec<Flow> {
-    type Key = (String, &'static str, &'static str, u16, String);
+/// One host's flows, unique by (direction, protocol, port, peer), sorted like `LC_ALL=C sort`.
+pub fn host_flows(h: &HostPlan) -> Vec<Flow> {
+    type Key = (&'static str, &'static str, u16, String);
     let mut merged: HashMap<Key, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
-    for h in &plans.hosts {
-        for (dir, rules) in [("in", &h.inbound), ("out", &h.outbound)] {
-            for r in rules.iter() {
-                for p in h.peers(r) {
-                    let e =
-                        merged.entry((h.name.clone(), dir, r.protocol.as_str(), r.port, p.to_string())).or_default();
-                    e.0.insert(r.purpose.to_string());
-                    e.1.insert(r.id.to_string());
-                }
+    for (dir, rules) in [("in", &h.inbound), ("out", &h.outbound)] {
+        for r in rules.iter() {
+            for p in h.peers(r) {
+                let e = merged.entry((dir, r.protocol.as_str(), r.port, p.to_string())).or_default();
+                e.0.insert(r.purpose.to_string());
+                e.1.insert(r.id.to_string());
             }
         }
     }
+    let host = &h.name;
     let mut out: Vec<Flow> = merged
         .into_iter()
-        .map(|((host, direction, protocol, port, peer), (purposes, ids))| {
+        .map(|((direction, protocol, port, peer), (purposes, ids))| {
             let purposes: Vec<String> = purposes.into_iter().collect();
             let ids: Vec<String> = ids.into_iter().collect();
             let line =
                 format!("{host}\t{direction}\t{protocol}\t{port}\t{peer}\t{}\t{}", purposes.join("; "), ids.join(","));
-            Flow { line, host, direction, protocol, port, peer, purposes, ids }
+            Flow { line, host: host.clone(), direction, protocol, port, peer, purposes, ids }
         })
         .collect();
     out.sort_by(|a, b| a.line.as_bytes().cmp(b.line.as_bytes()));
     out
 }
 
-pub fn flows_text(plans: &Plans) -> String {
-    let mut s = String::new();
-    for f in flows(plans) {
-        s.push_str(&f.line);
-        s.push('\n');
+/// The hosts in the order their flow lines sort (a line starts with the name and a tab).
+fn line_order(plans: &Plans) -> Vec<&HostPlan> {
+    let mut hosts: Vec<&HostPlan> = plans.hosts.iter().collect();
+    hosts.sort_by_cached_key(|h| [h.name.as_bytes(), b"\t"].concat());
+    hosts
+}
+
+/// All flows, unique by (host, direction, protocol, port, peer), sorted like `LC_ALL=C sort`.
+pub fn flows(plans: &Plans) -> Vec<Flow> {
+    line_order(plans).into_iter().flat_map(host_flows).collect()
+}
+
+/// The flow lines, written host by host: memory holds one host's flows at a time.
+pub fn write_flows(plans: &Plans, w: &mut impl std::io::Write) -> std::io::Result<()> {
+    for h in line_order(plans) {
+        for f in host_flows(h) {
+            w.write_all(f.line.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
     }
-    s
+    Ok(())
+}
+
+pub fn flows_text(plans: &Plans) -> String {
+    let mut v = Vec::new();
+    write_flows(plans, &mut v).expect("writing to memory");
+    String::from_utf8(v).expect("flow lines are UTF-8")
 }
 
 /// The plan as the modules consume it: every peer set once, one entry per host.

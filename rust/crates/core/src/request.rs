@@ -302,9 +302,10 @@ impl Entry {
 }
 
 impl Request {
-    /// A request from JSON: this format, or the v1 host plan (rules listing their peers).
+    /// A request from JSON: this format, or (no `format` field) the v1 host plan, whose rules
+    /// list their peers.
     pub fn from_json(v: &Value) -> Result<Request> {
-        if v.get("format").is_none() && v.get("inbound").is_some_and(|r| r.as_array().is_some()) {
+        if v.is_object() && v.get("format").is_none() {
             return v1::upgrade(v);
         }
         let req: Request = serde_json::from_value(v.clone()).map_err(|e| {
@@ -400,10 +401,7 @@ impl Fleet {
 
     /// One host's request.
     pub fn request(&self, host: &str) -> Result<Request> {
-        self.hosts
-            .get(host)
-            .ok_or_else(|| Error::new(format!("host {host} is not in the plan")))?
-            .resolve(&self.sets)
+        self.hosts.get(host).ok_or_else(|| Error::new(format!("host {host} is not in the plan")))?.resolve(&self.sets)
     }
 }
 
@@ -550,7 +548,12 @@ mod v1 {
             inbound,
             outbound,
             egress: EgressMode::parse("host_firewall_egress", &p.egress).map_err(fail)?,
-            dns_servers: p.dns_servers.as_ref().map(|l| nets("host_firewall_dns_servers", l)).transpose().map_err(fail)?,
+            dns_servers: p
+                .dns_servers
+                .as_ref()
+                .map(|l| nets("host_firewall_dns_servers", l))
+                .transpose()
+                .map_err(fail)?,
             ntp_servers: nets("host_firewall_ntp_servers", &p.ntp_servers).map_err(fail)?,
             entra: p.entra,
             egress_extra,
@@ -588,9 +591,13 @@ mod tests {
         assert_eq!(BackendKind::parse("host_firewall_backend", "ufw").unwrap(), BackendKind::Ufw);
         let e = BackendKind::parse("host_firewall_backend", "pf").unwrap_err();
         assert_eq!(e.0, "host_firewall_backend: invalid value 'pf' (expected one of: auto, firewalld, ufw, nftables)");
-        let bad = serde_json::json!({"format": REQUEST_FORMAT, "name": "h", "addresses": ["10.0.0.1"], "egress": "closed"});
+        let bad =
+            serde_json::json!({"format": REQUEST_FORMAT, "name": "h", "addresses": ["10.0.0.1"], "egress": "closed"});
         let e = Request::from_json(&bad).unwrap_err();
-        assert!(e.0.starts_with("host h: not a vorstream.firewall/request/v2 request") && e.0.contains("closed"), "{e}");
+        assert!(
+            e.0.starts_with("host h: not a vorstream.firewall/request/v2 request") && e.0.contains("closed"),
+            "{e}"
+        );
     }
 
     #[test]

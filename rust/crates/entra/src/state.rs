@@ -470,10 +470,9 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock> {
     let path = dir.join(LOCK_FILE);
     match vorfw_sys::Lock::take(&path, vorfw_sys::LockKind::Try) {
         Ok(Some(l)) => Ok(DirLock { _lock: l }),
-        Ok(None) => Err(Error::new(
-            ErrorKind::Locked,
-            format!("another refresh holds {} ; try again later", path.display()),
-        )),
+        Ok(None) => {
+            Err(Error::new(ErrorKind::Locked, format!("another refresh holds {} ; try again later", path.display())))
+        }
         Err(e) => Err(Error::new(ErrorKind::State, e)),
     }
 }

@@ -17,10 +17,13 @@ impl Offline {
     }
 
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        vorfw_sys::Cmd::new(&self.program, args)
-            .run()
-            .map(|o| o.stdout)
-            .map_err(|e| if e.starts_with("cannot run") { format!("{e} (is firewalld installed?)") } else { e })
+        vorfw_sys::Cmd::new(&self.program, args).run().map(|o| o.stdout).map_err(|e| {
+            if e.starts_with("cannot run") {
+                format!("{e} (is firewalld installed?)")
+            } else {
+                e
+            }
+        })
     }
 
     pub fn default_zone(&self) -> Result<String, String> {

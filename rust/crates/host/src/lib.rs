@@ -13,11 +13,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use vorfw_core::policy::{self, HostFacts, Policy};
 use vorfw_core::{Backend, BackendKind, Report, Request};
-use vorfw_firewalld::FirewalldBackend;
 use vorfw_firewalld::apply::Target;
+use vorfw_firewalld::FirewalldBackend;
 
-/// Where the Entra ID refresher keeps its state (the effective list is read from `state.json`).
-pub const DEFAULT_ENTRA_DIR: &str = "/var/lib/vorstream-firewall/entra";
+/// Where the Entra ID refresher keeps its state (the effective list is read from `state.json`):
+/// the feed's own default, its one home.
+pub use vorfw_entra::DEFAULT_STATE_DIR as DEFAULT_ENTRA_DIR;
 /// Where the last applied request is recorded.
 pub const DEFAULT_RECORD: &str = "/etc/vorstream-firewall/applied.json";
 
@@ -132,7 +133,8 @@ pub fn converge(job: &Job, facts: &HostFacts, check: bool) -> Result<Outcome, St
     let pol = Policy::for_host(req, &facts).map_err(|e| e.to_string())?;
     let target = Target::detect()?;
     let ufw = vorfw_ufw::UfwBackend::default();
-    let chosen = choose(job.backend.unwrap_or(req.backend), target.is_running(), vorfw_ufw::detect_at(&ufw.paths).enabled)?;
+    let chosen =
+        choose(job.backend.unwrap_or(req.backend), target.is_running(), vorfw_ufw::detect_at(&ufw.paths).enabled)?;
     let mut warnings = pol.warnings.clone();
     let backend: Box<dyn Backend> = match chosen {
         BackendKind::Firewalld => {
@@ -343,9 +345,12 @@ mod tests {
         record(&path, &job).unwrap();
         assert_eq!(recorded(&path).unwrap(), Some(job));
         // A record written before the request format had a version: its rules list their peers.
-        std::fs::write(&path, r#"{"plan": {"name": "h", "addresses": ["10.0.0.1"], "inbound": [{"id": "r",
+        std::fs::write(
+            &path,
+            r#"{"plan": {"name": "h", "addresses": ["10.0.0.1"], "inbound": [{"id": "r",
             "port": 22, "protocol": "tcp", "sources": ["10.9.0.0/16"], "set": "mgmt", "purpose": "p",
-            "label": "l"}]}, "backend": "ufw", "controller": null, "zones": []}"#)
+            "label": "l"}]}, "backend": "ufw", "controller": null, "zones": []}"#,
+        )
         .unwrap();
         let old = recorded(&path).unwrap().unwrap();
         assert_eq!((old.backend, old.request.inbound.len()), (Some(BackendKind::Ufw), 1));

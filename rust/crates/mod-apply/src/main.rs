@@ -3,10 +3,10 @@
 
 use ipnet::IpNet;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use vorfw_ansible::{Failure, Module, Outcome};
-use std::collections::BTreeMap;
 use vorfw_core::policy::HostFacts;
 use vorfw_core::request::{Entry, PeerSet, PLAN_FORMAT};
 use vorfw_core::{BackendKind, Request};

@@ -257,7 +257,8 @@ pub fn run(c: &Cmd) -> Result<Output, String> {
         // A program that exits without reading its input is judged by its exit status.
         let _ = f.join();
     }
-    let text = |h: std::thread::JoinHandle<Vec<u8>>| String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned();
+    let text =
+        |h: std::thread::JoinHandle<Vec<u8>>| String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned();
     let o = Output { stdout: text(out), stderr: text(err) };
     if status.success() {
         return Ok(o);

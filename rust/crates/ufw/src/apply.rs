@@ -7,8 +7,6 @@ use std::fmt;
 use std::fs;
 use std::io::ErrorKind;
 
-
-
 use std::path::{Path, PathBuf};
 use vorfw_core::policy::{Family, Policy};
 
@@ -231,13 +229,19 @@ fn read_record(paths: &Paths) -> Result<Option<String>, String> {
     }
 }
 
-/// Read ufw's state and plan: the report (in check-mode form), the settings read, the plan of
-/// each rules file and the steps to run (none when everything is as wanted).
-fn prepare(
-    paths: &Paths,
-    want: &[UfwRule],
-    restricted: bool,
-) -> Result<(Report, Settings, Vec<FilePlan>, Vec<Step>), String> {
+/// What [`prepare`] read and planned.
+struct Prepared {
+    /// The report, in check-mode form.
+    report: Report,
+    settings: Settings,
+    /// The plan of each rules file.
+    plans: Vec<FilePlan>,
+    /// The steps to run (none when everything is as wanted).
+    steps: Vec<Step>,
+}
+
+/// Read ufw's state and plan what converging takes.
+fn prepare(paths: &Paths, want: &[UfwRule], restricted: bool) -> Result<Prepared, String> {
     let mut report = Report::default();
     let settings = Settings::read(paths)?;
     let recorded = read_record(paths)?;
@@ -360,7 +364,7 @@ fn prepare(
         steps.push(Step::Forget);
     }
     report.changed = !steps.is_empty();
-    Ok((report, settings, plans, steps))
+    Ok(Prepared { report, settings, plans, steps })
 }
 
 /// Bring ufw to `policy` (default paths). See [`converge_at`].
@@ -386,13 +390,13 @@ pub fn converge_at(paths: &Paths, policy: &Policy, check: bool) -> Result<Report
     let want = model::desired(policy);
     let restricted = policy.egress.restricted;
     let first = prepare(paths, &want, restricted)?;
-    if check || first.3.is_empty() {
-        return Ok(first.0);
+    if check || first.steps.is_empty() {
+        return Ok(first.report);
     }
     // Something to write: take ufw's lock (so that no ufw command interleaves) and plan again
     // from what the files hold now. The lock is released before ufw runs: it takes it too.
     let mut lock = lock(paths)?;
-    let (mut report, settings, plans, steps) = prepare(paths, &want, restricted)?;
+    let Prepared { mut report, settings, plans, steps } = prepare(paths, &want, restricted)?;
     if steps.is_empty() {
         return Ok(report);
     }
