@@ -220,7 +220,7 @@ fn plan(a: PlanArgs) -> Result<String> {
                 _ => String::new(),
             }
         }
-        Format::Json => serde_json::to_string_pretty(&render::json(&plans))? + "\n",
+        Format::Json => render::json_text(&plans),
         Format::Markdown => render::markdown(&plans),
         Format::Csv => render::csv(&plans).map_err(anyhow::Error::msg)?,
         Format::Mermaid => render::mermaid(&plans),

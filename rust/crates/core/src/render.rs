@@ -81,6 +81,30 @@ pub fn json(plans: &Plans) -> Value {
     serde_json::to_value(crate::request::Fleet::from_plans(plans, &plans.hosts)).expect("plain data serializes")
 }
 
+/// [`json`] as text, one line per set and per host entry: `grep` and `diff` find a host's
+/// entry, and the file stays compact (the same JSON value as [`json`]).
+pub fn json_text(plans: &Plans) -> String {
+    fn line<T: serde::Serialize + ?Sized>(v: &T) -> String {
+        serde_json::to_string(v).expect("plain data serializes")
+    }
+    fn entries<V: serde::Serialize>(m: &BTreeMap<String, V>) -> String {
+        let body: Vec<String> = m.iter().map(|(k, v)| format!("\n  {}: {}", line(k), line(v))).collect();
+        if body.is_empty() {
+            "{}".into()
+        } else {
+            format!("{{{}\n}}", body.join(","))
+        }
+    }
+    let fleet = crate::request::Fleet::from_plans(plans, &plans.hosts);
+    format!(
+        "{{\n\"format\": {},\n\"sets\": {},\n\"hosts\": {},\n\"warnings\": {}\n}}\n",
+        line(&fleet.format),
+        entries(&fleet.sets),
+        entries(&fleet.hosts),
+        line(&fleet.warnings)
+    )
+}
+
 /// Address → host name, to show peers as people know them.
 fn names(plans: &Plans) -> HashMap<String, &str> {
     let mut m = HashMap::new();
