@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
-VORFW = ROOT / "bin" / "vorfw"
+# VORFW_BIN: another build of vorfw to test (a debug build, say); default the installed one.
+VORFW = Path(os.environ.get("VORFW_BIN") or ROOT / "bin" / "vorfw")
 
 
 def env() -> dict:

@@ -262,7 +262,7 @@ def test_other_formats(vorfw):
     assert "| 5432 | tcp | Django (group django) | django1 (192.0.2.22/32)" in md
     mm = run([vorfw, "plan", "-i", inv, "--format", "mermaid"]).stdout
     assert mm.startswith("flowchart LR")
-    assert 'subgraph Mid_Tier["Mid-Tier"]' in mm and "Mid_Tier -->|8001| Django" in mm
+    assert 'subgraph Mid_2dTier["Mid-Tier"]' in mm and "Mid_2dTier -->|8001| Django" in mm
 
 
 # ---- bad input: non-zero exit, one clear message, no partial output ----

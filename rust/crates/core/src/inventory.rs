@@ -42,12 +42,18 @@ impl Inventory {
                     Some(_) => Err(Error::new(format!("inventory: group {name}: {key} must be a list"))),
                 }
             };
-            direct.insert(name.as_str(), (list("hosts")?, list("children")?));
+            let (hosts, children) = (list("hosts")?, list("children")?);
+            crate::options::no_control("inventory: group name", name)?;
+            for h in &hosts {
+                crate::options::no_control(&format!("inventory: group {name}: host name"), h)?;
+            }
+            direct.insert(name.as_str(), (hosts, children));
         }
         let mut hostvars: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
         if let Some(meta) = top.get("_meta") {
             if let Some(hv) = meta.get("hostvars").and_then(Value::as_object) {
                 for (h, vars) in hv {
+                    crate::options::no_control("inventory: host name", h)?;
                     let vars = vars.as_object().cloned().unwrap_or_default();
                     hostvars.insert(h.clone(), vars);
                 }

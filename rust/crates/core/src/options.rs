@@ -349,6 +349,19 @@ fn port(at: &str, v: Option<&Value>) -> Result<u16> {
     Ok(port as u16)
 }
 
+/// Text that ends up in reports and rule comments (purposes, host and group names) may hold
+/// no control characters: a newline or tab would split a `flows` line or a report row.
+pub fn no_control(what: &str, s: &str) -> Result<()> {
+    match s.chars().find(|c| c.is_control()) {
+        Some(c) => Err(Error::new(format!(
+            "{what} '{}' holds a control character (U+{:04X}); use plain text",
+            s.escape_debug(),
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A rule's `id`: required, letters, digits, '-', '_' and '.'. Returns (id, where-prefix).
 fn rule_id(var: &str, i: usize, obj: &Map<String, Value>) -> Result<(String, String)> {
     let id = obj.get("id").and_then(Value::as_str).unwrap_or("").trim().to_string();
@@ -390,6 +403,7 @@ fn egress_extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<EgressEx
             Some(Value::String(s)) => s.trim().to_string(),
             Some(o) => return Err(Error::new(format!("{at}: 'purpose' must be a string, got {o}"))),
         };
+        no_control(&format!("{at}: purpose"), &purpose)?;
         out.push(EgressExtra { id, destinations, port, protocols, purpose });
     }
     Ok(out)
@@ -437,6 +451,7 @@ fn extra_rules(v: &Value, warnings: &mut Warnings) -> Result<Vec<ExtraRule>> {
         let port = port(&at, obj.get("port"))?;
         let protocols = protocols(&at, obj.get("protocols"))?;
         let purpose = text("purpose")?.unwrap_or_else(|| id.clone());
+        no_control(&format!("{at}: purpose"), &purpose)?;
         out.push(ExtraRule { id, target, port, protocols, purpose, source });
     }
     Ok(out)

@@ -116,8 +116,23 @@ fn names(plans: &Plans) -> HashMap<String, &str> {
     m
 }
 
+/// Text as literal markdown: HTML's `& < >` as entities (no comment, tag or link can open),
+/// and markdown's inline markup characters backslash-escaped (no emphasis, code or table cell).
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn markdown(plans: &Plans) -> String {
@@ -133,10 +148,11 @@ pub fn markdown(plans: &Plans) -> String {
         let _ = writeln!(s, "> **Warning:** {}\n", md_escape(w));
     }
     for h in &plans.hosts {
-        let _ = writeln!(s, "## {}\n", h.name);
+        let _ = writeln!(s, "## {}\n", md_escape(&h.name));
         let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(s, "- Addresses: {}", addrs.join(", "));
-        let _ = writeln!(s, "- Groups: {}", if h.groups.is_empty() { "(none)".into() } else { h.groups.join(", ") });
+        let groups = if h.groups.is_empty() { "(none)".into() } else { md_escape(&h.groups.join(", ")) };
+        let _ = writeln!(s, "- Groups: {groups}");
         let _ = writeln!(s, "- Services: {}\n", h.services.join(", "));
         for (title, col, rules) in [("Inbound", "From", &h.inbound), ("Outbound", "To", &h.outbound)] {
             let _ = writeln!(s, "### {title}\n");
@@ -189,12 +205,12 @@ pub fn csv(plans: &Plans) -> Result<String, String> {
     w.write_record(["host", "direction", "protocol", "port", "peer", "purpose", "rule_ids"]).map_err(err)?;
     for f in flows(plans) {
         w.write_record([
-            f.host.as_str(),
+            csv_cell(&f.host).as_ref(),
             f.direction,
             f.protocol,
             &f.port.to_string(),
             &f.peer,
-            &f.purposes.join("; "),
+            &csv_cell(&f.purposes.join("; ")),
             &f.ids.join(","),
         ])
         .map_err(err)?;
@@ -203,8 +219,43 @@ pub fn csv(plans: &Plans) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| e.to_string())
 }
 
+/// A Mermaid node id for a name: letters and digits as they are, every other character as
+/// `_` and its code in hex, so distinct names (`web-1`, `web_1`, `web.1`) stay distinct nodes.
 fn mermaid_id(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else {
+            let _ = write!(out, "_{:x}", u32::from(c));
+        }
+    }
+    out
+}
+
+/// Text inside a quoted Mermaid label, with Mermaid's entity codes: a quote cannot end the
+/// label and no markup can start.
+fn mermaid_label(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '#' => out.push_str("#35;"),
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CSV cell a spreadsheet shows as text: one starting like a formula gets a leading `'`.
+fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
 }
 
 /// The deployment's flows as a Mermaid flowchart: one subgraph per service holding its hosts,
@@ -219,16 +270,17 @@ pub fn mermaid(plans: &Plans) -> String {
     }
     for (svc, hosts) in &members {
         let sid = mermaid_id(svc);
-        let _ = writeln!(s, "  subgraph {sid}[\"{svc}\"]");
+        let _ = writeln!(s, "  subgraph {sid}[\"{}\"]", mermaid_label(svc));
         let _ = writeln!(s, "    direction TB");
         for h in hosts {
-            let _ = writeln!(s, "    {sid}__{}[\"{h}\"]", mermaid_id(h));
+            let _ = writeln!(s, "    {sid}__{}[\"{}\"]", mermaid_id(h), mermaid_label(h));
         }
         let _ = writeln!(s, "  end");
     }
     let svc_of = |label: &str| label.split(" (").next().unwrap_or(label).to_string();
     let mut edges: BTreeMap<(String, String), BTreeSet<u16>> = BTreeMap::new();
     let mut audiences: BTreeSet<String> = BTreeSet::new();
+    let mut mgmt_hosts: BTreeMap<String, &str> = BTreeMap::new();
     for h in &plans.hosts {
         for r in &h.inbound {
             let (from, to) = match &r.origin {
@@ -239,6 +291,7 @@ pub fn mermaid(plans: &Plans) -> String {
                 }
                 Origin::Management => {
                     audiences.insert("Management".into());
+                    mgmt_hosts.insert(mermaid_id(&h.name), h.name.as_str());
                     ("aud_Management".into(), format!("host_{}", mermaid_id(&h.name)))
                 }
                 Origin::Extra { target } => {
@@ -250,18 +303,14 @@ pub fn mermaid(plans: &Plans) -> String {
         }
     }
     for a in &audiences {
-        let _ = writeln!(s, "  aud_{}((\"{a}\"))", mermaid_id(a));
+        let _ = writeln!(s, "  aud_{}((\"{}\"))", mermaid_id(a), mermaid_label(a));
     }
-    let mut mgmt_hosts = BTreeSet::new();
     for ((from, to), ports) in &edges {
-        if let Some(h) = to.strip_prefix("host_") {
-            mgmt_hosts.insert(h.to_string());
-        }
         let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
         let _ = writeln!(s, "  {from} -->|{}| {to}", ports.join(","));
     }
-    for h in mgmt_hosts {
-        let _ = writeln!(s, "  host_{h}[\"{h}\"]");
+    for (id, name) in mgmt_hosts {
+        let _ = writeln!(s, "  host_{id}[\"{}\"]", mermaid_label(name));
     }
     s
 }
@@ -284,4 +333,21 @@ pub fn summary(plans: &Plans) -> String {
     }
     let _ = writeln!(s, "# {} hosts, {total} rule-peer entries", plans.hosts.len());
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_stays_text() {
+        // No HTML comment can open and hide rows; no cell, emphasis or link can start.
+        assert_eq!(md_escape("FTP <!-- x | *y* [z](javascript:q)"), "FTP &lt;!-- x \\| \\*y\\* \\[z\\](javascript:q)");
+        assert_eq!(csv_cell("=HYPERLINK(\"http://x\")"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(csv_cell("web1"), "web1");
+        assert_eq!(mermaid_label("a\"]\n  click x"), "a#quot;]\n  click x");
+        let ids: BTreeSet<String> = ["web-1", "web_1", "web.1", "web1"].iter().map(|n| mermaid_id(n)).collect();
+        assert_eq!(ids.len(), 4);
+        assert!(ids.iter().all(|i| i.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')));
+    }
 }
