@@ -51,9 +51,12 @@ pub fn hex_encode(s: &str) -> String {
 
 /// ufw's `hex_decode`: an odd trailing digit is dropped; `None` when not hex at all.
 pub fn hex_decode(h: &str) -> Option<String> {
-    let h = if h.len() % 2 == 1 { &h[..h.len() - 1] } else { h };
-    let bytes: Option<Vec<u8>> =
-        (0..h.len()).step_by(2).map(|i| h.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok())).collect();
+    // Bytes, not chars: a hand-edited file may hold anything, and slicing a `str` at an odd
+    // byte inside a multibyte character would panic.
+    let b = h.as_bytes();
+    let b = &b[..b.len() - b.len() % 2];
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let bytes: Option<Vec<u8>> = b.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect();
     bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
