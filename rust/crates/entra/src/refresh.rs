@@ -49,8 +49,9 @@ pub fn refresh(cfg: &FeedConfig, state_dir: &Path, now: SystemTime, dry_run: boo
 ///
 /// Steps: lock the state directory (not for a dry run), load the last state, fetch, parse,
 /// [`validate_and_merge`], then call `apply(&new_state, &diff)` — the place to push
-/// `new_state.effective()` into a firewall — and only if it succeeds write the outputs, the state
-/// and an `ok` status. The hook is not called for a dry run.
+/// `new_state.effective()` into a firewall. The outputs and the state are written before the
+/// hook runs (and put back when it fails), then an `ok` status. The hook is not called for a
+/// dry run.
 ///
 /// On any error nothing but the status file is written: it gets `ok: false`, the reason, and the
 /// counts and changeNumber of the list still in force. A dry run writes nothing at all.
@@ -71,10 +72,26 @@ where
         }
     };
     let result = prepare(cfg, prev.as_ref(), now, false).and_then(|mut outcome| {
-        apply(&outcome.state, &outcome.diff).map_err(|m| Error::new(ErrorKind::Apply, m))?;
+        // The state first, then the firewall: a crash in between leaves a saved list that every
+        // later apply (a playbook's, the next refresh's) converges to, never an older one
+        // re-applied over a newer firewall. A failed apply puts the previous files back.
         let paths = OutputPaths::resolve(state_dir, cfg.text_output.as_deref(), cfg.json_output.as_deref());
+        let files = [state_dir.join(state::STATE_FILE), paths.text.clone(), paths.json.clone()];
+        let before: Vec<Option<Vec<u8>>> = files
+            .iter()
+            .map(|f| vorfw_sys::read_optional(f).map_err(|e| Error::new(ErrorKind::State, e)))
+            .collect::<Result<_>>()?;
         state::write_outputs(&outcome.state, &paths)?;
         state::save_state(state_dir, &outcome.state)?;
+        if let Err(m) = apply(&outcome.state, &outcome.diff) {
+            for (f, b) in files.iter().zip(&before) {
+                let _ = match b {
+                    Some(b) => state::atomic_write(f, b),
+                    None => std::fs::remove_file(f).map_err(|e| Error::new(ErrorKind::State, e.to_string())),
+                };
+            }
+            return Err(Error::new(ErrorKind::Apply, m));
+        }
         outcome.written = vec![paths.text, paths.json];
         Ok(outcome)
     });

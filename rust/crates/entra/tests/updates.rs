@@ -483,7 +483,7 @@ fn dry_run_writes_nothing() {
 }
 
 #[test]
-fn apply_hook_failure_keeps_the_old_state() {
+fn state_is_saved_before_the_hook_and_put_back_when_it_fails() {
     let dd = common::data_dir();
     let d = TempDir::new("hook");
     apply_real(d.path(), PUBLIC[0], day(0));
@@ -492,6 +492,9 @@ fn apply_hook_failure_keeps_the_old_state() {
     let err = refresh_with(&cfg_file(&dd.join(PUBLIC[1])), d.path(), day(7), false, |st, diff| {
         seen = st.effective().len();
         assert_eq!(diff.added.len(), 5);
+        // Saved before the firewall is touched: a crash here leaves the new list for every
+        // later apply, never the old one over a newer firewall.
+        assert_eq!(load_state(d.path()).unwrap().unwrap().effective().len(), 219);
         Err("nft: set replacement failed".into())
     })
     .unwrap_err();

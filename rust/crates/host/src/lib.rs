@@ -123,13 +123,15 @@ pub fn lock() -> Result<vorfw_sys::Lock, String> {
     vorfw_sys::Lock::take(&path, vorfw_sys::LockKind::Wait)?.ok_or_else(|| format!("{}: not locked", path.display()))
 }
 
-/// Converge the host to `job` with `facts` (the controller's address comes from the job).
-/// Errors are plain sentences (the caller adds the host name); on error the backend has
-/// restored the previous state. Unless checking, holds the host lock (see [`lock`]).
-pub fn converge(job: &Job, facts: &HostFacts, check: bool) -> Result<Outcome, String> {
+/// Converge the host to `job` with the host's facts (the controller's address comes from the
+/// job). Errors are plain sentences (the caller adds the host name); on error the backend has
+/// restored the previous state. Unless checking, holds the host lock (see [`lock`]), and reads
+/// the facts under it: a playbook racing the weekly refresh never applies a list read before
+/// the refresh changed it.
+pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, check: bool) -> Result<Outcome, String> {
     let _lock = if check { None } else { Some(lock()?) };
     let req = &job.request;
-    let facts = HostFacts { controller: job.controller, ..facts.clone() };
+    let facts = HostFacts { controller: job.controller, ..facts()? };
     let pol = Policy::for_host(req, &facts).map_err(|e| e.to_string())?;
     let target = Target::detect()?;
     let ufw = vorfw_ufw::UfwBackend::default();
@@ -256,8 +258,8 @@ pub fn reapply(prefixes: &[IpNet], check: bool) -> Result<Reapplied, String> {
             detail: json!({"applied": false}),
         });
     }
-    let facts = HostFacts { entra: Some(prefixes.to_vec()), nameservers: host_nameservers(), controller: None };
-    let out = converge(&job, &facts, check).map_err(|e| format!("host {name}: {e}"))?;
+    let facts = || Ok(HostFacts { entra: Some(prefixes.to_vec()), nameservers: host_nameservers(), controller: None });
+    let out = converge(&job, facts, check).map_err(|e| format!("host {name}: {e}"))?;
     let r = &out.report;
     let verb = match (r.changed(), check) {
         (false, _) => "unchanged",

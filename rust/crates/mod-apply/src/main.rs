@@ -52,8 +52,9 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         _ => vec![],
     };
     let entra_dir = PathBuf::from(m.str_arg("entra_state_dir")?.unwrap_or(vorfw_host::DEFAULT_ENTRA_DIR));
-    let entra = match m.args.get("entra_prefixes") {
-        None | Some(Value::Null) => vorfw_host::entra_list(&entra_dir).map_err(&fail)?,
+    // Given prefixes, or `None`: the list the host holds, read under the host lock (below).
+    let given = match m.args.get("entra_prefixes") {
+        None | Some(Value::Null) => None,
         Some(Value::Array(list)) => Some(
             list.iter()
                 .map(|v| {
@@ -65,9 +66,15 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         ),
         Some(other) => return Err(Failure::new(format!("entra_prefixes must be a list of CIDRs, got {other}"))),
     };
-    let facts = HostFacts { entra, nameservers: vorfw_host::host_nameservers(), controller: None };
+    let facts = || -> Result<HostFacts, String> {
+        let entra = match &given {
+            Some(list) => Some(list.clone()),
+            None => vorfw_host::entra_list(&entra_dir)?,
+        };
+        Ok(HostFacts { entra, nameservers: vorfw_host::host_nameservers(), controller: None })
+    };
     let job = Job { request, backend, controller, zones };
-    let out = vorfw_host::converge(&job, &facts, m.check_mode).map_err(&fail)?;
+    let out = vorfw_host::converge(&job, facts, m.check_mode).map_err(&fail)?;
     if !m.check_mode {
         // What the Entra ID refresher re-applies with each new list.
         vorfw_host::record(&vorfw_host::record_path(), &job)
