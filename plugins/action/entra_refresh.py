@@ -35,8 +35,10 @@ class ActionModule(ActionBase):
         argv = [binary, "--state-dir", state_dir, "apply", "--format", "json"]
         argv += ["--check"] if check else []
         argv += [str(x) for x in extra]
-        cmd = "if [ ! -x %s ]; then echo %s; exit 0; fi; exec %s" % (
-            shlex.quote(binary), MISSING, " ".join(shlex.quote(x) for x in argv))
+        # The task's environment (the role passes the proxy there, never in argv or the result).
+        env = self._compute_environment_string()
+        cmd = "if [ ! -x %s ]; then echo %s; exit 0; fi; %s exec %s" % (
+            shlex.quote(binary), MISSING, env, " ".join(shlex.quote(x) for x in argv))
         res = self._low_level_execute_command(cmd, sudoable=True)
         out, err, rc = res.get("stdout", ""), res.get("stderr", ""), res.get("rc")
         result["cmd"] = argv

@@ -1,0 +1,64 @@
+"""The weekly refresher runs as root from a unit the role writes: no role variable can add a
+variable, a word or a line to it, and the proxy's password is in no unit and no result."""
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+
+import yaml
+
+from helpers import ROOT, run
+
+ROLE = ROOT / "roles" / "entra_egress"
+
+
+def render_unit(tmp_path, host_args: list[str]) -> str:
+    out = tmp_path / "unit.service"
+    pb = tmp_path / "pb.yml"
+    pb.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"entra_egress_binary": "/usr/local/libexec/vorstream-firewall/vorfw-entra",
+                 "entra_egress_state_dir": "/var/lib/vorstream-firewall/entra",
+                 "entra_egress_env_file": "/var/lib/vorstream-firewall/entra/refresh.env",
+                 "entra_egress_host_args": host_args},
+        "tasks": [{"ansible.builtin.template": {"src": str(ROLE / "templates" / "vorstream-entra-refresh.service.j2"),
+                                                "dest": str(out)}}],
+    }]))
+    r = run(["ansible-playbook", pb])
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out.read_text()
+
+
+def test_values_stay_one_word_each(tmp_path):
+    hostile = "http://x/a b%i$HOME\\\"q' SSL_CERT_FILE=/var/tmp/ca.pem"
+    unit = render_unit(tmp_path, ["--url", hostile])
+    [exec_line] = [l for l in unit.splitlines() if l.startswith("ExecStart=")]
+    assert '"http://x/a b%%i$$HOME\\\\\\"q\' SSL_CERT_FILE=/var/tmp/ca.pem"' in exec_line, exec_line
+    assert "Environment=" not in unit.replace("EnvironmentFile=", "")
+    # systemd itself reads it back as exactly these words.
+    r = subprocess.run(["systemd-analyze", "verify", tmp_path / "unit.service"], capture_output=True, text=True)
+    assert "is not executable" in r.stderr or r.returncode == 0, r.stderr
+    assert "Unknown" not in r.stderr and "Failed to parse" not in r.stderr, r.stderr
+
+
+def test_bad_proxy_and_arguments_fail_before_anything_runs(tmp_path):
+    for var, value in [("entra_egress_proxy", "http://u:p@proxy:3128 SSL_CERT_FILE=/var/tmp/ca.pem"),
+                       ("entra_egress_extra_args", ["--grace", "14d\nExecStartPre=/bin/sh -c id"]),
+                       ("entra_egress_url", "https://example.invalid/x\nExecStartPre=/bin/id")]:
+        pb = tmp_path / "pb.yml"
+        pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                                       "roles": [{"role": "vorstream.firewall.entra_egress", "vars": {var: value}}]}]))
+        r = run(["ansible-playbook", pb])
+        assert r.returncode != 0, var
+        assert "host localhost: entra_egress_proxy must be an http:// or https:// URL" in r.stdout, r.stdout
+        assert "Find the host's CPU architecture" not in r.stdout, var
+        if var == "entra_egress_proxy":
+            assert "u:p@" not in r.stdout
+
+
+def test_the_proxy_reaches_no_command_line():
+    vars_text = (ROLE / "vars" / "main.yml").read_text()
+    assert "--proxy" not in vars_text
+    tasks = (ROLE / "tasks" / "main.yml").read_text()
+    assert 'environment: "{{ _entra_egress_environment }}"' in tasks and 'mode: "0600"' in tasks
