@@ -116,23 +116,37 @@ fn names(plans: &Plans) -> HashMap<String, &str> {
     m
 }
 
-/// Text as literal markdown: HTML's `& < >` as entities (no comment, tag or link can open),
-/// and markdown's inline markup characters backslash-escaped (no emphasis, code or table cell).
-fn md_escape(s: &str) -> String {
+/// `s` with some characters replaced: `f` gives a character's replacement, or `None` to keep it.
+fn replace_chars(s: &str, f: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
+        match f(c) {
+            Some(r) => out.push_str(r),
+            None => out.push(c),
         }
     }
     out
+}
+
+/// Text as literal markdown: HTML's `& < >` as entities (no comment, tag or link can open),
+/// and markdown's inline markup characters backslash-escaped (no emphasis, code or table cell).
+fn md_escape(s: &str) -> String {
+    replace_chars(s, |c| {
+        Some(match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '\\' => "\\\\",
+            '`' => "\\`",
+            '*' => "\\*",
+            '_' => "\\_",
+            '[' => "\\[",
+            ']' => "\\]",
+            '|' => "\\|",
+            '~' => "\\~",
+            _ => return None,
+        })
+    })
 }
 
 pub fn markdown(plans: &Plans) -> String {
@@ -236,18 +250,16 @@ fn mermaid_id(s: &str) -> String {
 /// Text inside a quoted Mermaid label, with Mermaid's entity codes: a quote cannot end the
 /// label and no markup can start.
 fn mermaid_label(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '#' => out.push_str("#35;"),
-            '"' => out.push_str("#quot;"),
-            '<' => out.push_str("#lt;"),
-            '>' => out.push_str("#gt;"),
-            '&' => out.push_str("#amp;"),
-            c => out.push(c),
-        }
-    }
-    out
+    replace_chars(s, |c| {
+        Some(match c {
+            '#' => "#35;",
+            '"' => "#quot;",
+            '<' => "#lt;",
+            '>' => "#gt;",
+            '&' => "#amp;",
+            _ => return None,
+        })
+    })
 }
 
 /// A CSV cell a spreadsheet shows as text: one starting like a formula gets a leading `'`.
