@@ -86,9 +86,11 @@ def reach(host, addr, port=PORT) -> bool:
 
 
 def timer_command(host) -> str:
-    """The unit's ExecStart as a shell command line (systemd writes a literal % as %%)."""
+    """The unit's ExecStart as a shell command line: its double-quoted words read as systemd
+    reads them (backslash escapes; a literal % written %%, a literal $ written $$)."""
     line = re.search(r"^ExecStart=(.*)$", on(host, f"cat {UNIT}.service"), re.M).group(1)
-    return line.replace("%%", "%")
+    words = [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(line)]
+    return shlex.join(words)
 
 
 def stage(week, hosts=OIDC):
