@@ -23,15 +23,9 @@ def hosts(vorfw, inv):
     return sorted(json.loads(r.stdout)["hosts"])
 
 
-def cases():
-    # Host lists are read from the goldens, so a missing golden directory fails below, loudly.
-    for inv in INVENTORIES:
-        for b in BACKENDS:
-            yield inv, b
-
-
-@pytest.mark.parametrize("inv,backend", list(cases()))
+@pytest.mark.parametrize("inv,backend", [(i, b) for i in INVENTORIES for b in BACKENDS])
 def test_renderings_match_the_golden_files(vorfw, inv, backend):
+    # Hosts come from the plan, so a missing golden file fails below, loudly.
     names = hosts(vorfw, inv)
     assert names, inv
     update = os.environ.get("VORFW_UPDATE_GOLDEN") == "1"
