@@ -8,12 +8,24 @@ sees it (the client end of the SSH connection), so that a host whose
 host_firewall_management_sources is unset keeps SSH open from the controller: a run can never
 cut Ansible off. One extra round trip, made without become. It also sends the host only the
 peer sets its plan names.
+
+With commit-confirm (confirm_timeout), a change comes back with a ticket: the plugin drops the
+connection it has, reaches the host over a new one and confirms. If no new connection gets
+through before the deadline, the host rolls the change back by itself; the plugin then waits
+for the deadline, asks the host over another new connection how it ended, and fails naming
+the host.
 """
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
+import time
+
+from ansible.errors import AnsibleActionFail, AnsibleError
 
 from ansible_collections.vorstream.firewall.plugins.plugin_utils.binary_module import BinaryModuleAction
+
+# Seconds between attempts to reach the host, and how long after the deadline to keep asking.
+RETRY = 2
+AFTER_DEADLINE = 30
 
 
 class ActionModule(BinaryModuleAction):
@@ -43,3 +55,68 @@ class ActionModule(BinaryModuleAction):
             explicit = task_vars.get("host_firewall_controller_address")
             args["controller_address"] = self._templar.template(explicit) if explicit else self._controller
         return args
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        ticket = result.pop("confirm", None)
+        if not ticket or result.get("failed"):
+            return result
+        return self._confirm(result, ticket, task_vars)
+
+    def _settle(self, key, token, task_vars):
+        """Call the module over a new connection; (result, None) or (None, why it failed)."""
+        try:
+            self._connection.reset()
+            res = self._execute_module(module_name=self._module_name, module_args={key: token}, task_vars=task_vars)
+        except AnsibleError as e:
+            return None, " ".join(str(e).split())
+        if res.get("unreachable"):
+            return None, " ".join(str(res.get("msg", "unreachable")).split())
+        return res, None
+
+    def _confirm(self, result, ticket, task_vars):
+        host = task_vars.get("inventory_hostname", "?")
+        token, timeout = ticket["token"], int(ticket["timeout"])
+        deadline = time.monotonic() + timeout
+        # The host's watchdog runs the module binary the apply was sent as: the confirm gets a
+        # temporary directory of its own (the old one is removed, over the old connection).
+        self._remove_tmp_path(self._connection._shell.tmpdir)
+        self._connection._shell.tmpdir = None
+        why, state = None, None
+        while time.monotonic() < deadline:
+            res, why = self._settle("confirm", token, task_vars)
+            if res is not None and not res.get("failed"):
+                result["confirmed"] = True
+                return result
+            if res is not None:
+                state = res.get("state") or {}
+                if state.get("state") in (None, "pending"):
+                    # Reached, but the confirm itself failed: say so as it is.
+                    result.update(failed=True, msg="host %s: commit-confirm: %s" % (host, res.get("msg")))
+                    return result
+                break  # reached only after the host settled it (rolled back)
+            time.sleep(min(RETRY, max(0, deadline - time.monotonic())))
+        # Not confirmed: the host rolls back at the deadline. Ask it, over a new connection,
+        # once it should have.
+        until = deadline + AFTER_DEADLINE
+        while state is None and time.monotonic() < until:
+            time.sleep(RETRY)
+            res, _ = self._settle("confirm_status", token, task_vars)
+            if res is not None and not res.get("failed") and res.get("state") != "pending":
+                state = res
+        msg = "host %s: commit-confirm: no new connection confirmed the change within %d s" % (host, timeout)
+        msg += " (the new rules cut this controller off? last error: %s); " % (
+            why or "the host was reached only after its deadline"
+        )
+        rolled_back = bool(state and state.get("state") == "rolled back")
+        if state is None:
+            msg += "the host rolls it back by itself at its deadline, but it is still unreachable"
+        elif rolled_back:
+            msg += "the host rolled it back at %s and is reachable again" % state.get("at")
+        else:
+            msg += "the host reports %s: %s" % (state.get("state"), "; ".join(state.get("detail") or []))
+        result.update(failed=True, rolled_back=rolled_back, msg=msg)
+        if rolled_back:
+            result["changed"] = False
+        return result

@@ -95,6 +95,19 @@ options:
     description: Use these Entra ID prefixes instead of the list the host holds.
     type: list
     elements: str
+  confirm_timeout:
+    description:
+      - Commit-confirm, in seconds (5 to 3600; V(0) is off). Before the firewall changes, the
+        host records its owned firewall state and the applied record, and starts a watchdog.
+        The action plugin then drops its connection, reaches the host over a new one and
+        confirms. Unconfirmed at the deadline (the new rules cut the controller off, the
+        controller died), the host puts the previous state back by itself; the task fails
+        naming the host and saying it was rolled back.
+      - A run that changes nothing, or fails (and restores the previous state itself), leaves
+        no watchdog. The watchdog is a detached process; like Ansible's C(async) tasks it does
+        not survive a reboot, or logind's C(KillUserProcesses=yes) for the connecting user.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -156,4 +169,12 @@ egress:
   returned: success
   type: dict
   sample: {"mode": "restricted", "accepts": [], "entra_prefixes": 216}
+confirmed:
+  description: With O(confirm_timeout), true when the change was confirmed over a new connection.
+  returned: when a change was armed for commit-confirm
+  type: bool
+rolled_back:
+  description: With O(confirm_timeout), true when the host rolled the change back by itself.
+  returned: when the change cut the controller off
+  type: bool
 """

@@ -65,7 +65,7 @@ class BinaryModuleAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        name = binary_name(self.MODULE, self.target_arch(task_vars))
+        self._module_name = binary_name(self.MODULE, self.target_arch(task_vars))
         args = self.module_args(task_vars)
-        result.update(self._execute_module(module_name=name, module_args=args, task_vars=task_vars))
+        result.update(self._execute_module(module_name=self._module_name, module_args=args, task_vars=task_vars))
         return result

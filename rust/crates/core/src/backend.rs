@@ -38,4 +38,16 @@ pub trait Backend {
     /// Read the owned state, diff it with `policy` and, unless `check`, apply the difference.
     /// On error the previous state has been restored and the message names the failed step.
     fn converge(&self, policy: &Policy, check: bool) -> Result<Report, String>;
+    /// The owned state as it is now, as JSON that [`Backend::restore`] puts back exactly:
+    /// commit-confirm's rollback point, written to disk and read back by the host's watchdog
+    /// in another process.
+    fn snapshot(&self) -> Result<Value, String>;
+    /// Bring the owned state back to `snapshot` (read, diff, apply, as `converge` does); on
+    /// error what could be put back has been, and the message names the failed step.
+    fn restore(&self, snapshot: &Value) -> Result<Report, String>;
+}
+
+/// A snapshot as a backend's own type, or an error naming the backend.
+pub fn snapshot_of<T: serde::de::DeserializeOwned>(backend: BackendKind, v: &Value) -> Result<T, String> {
+    T::deserialize(v).map_err(|e| format!("{backend}: not a snapshot of this backend: {e}"))
 }

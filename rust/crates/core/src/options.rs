@@ -32,6 +32,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "host_firewall_entra",
     // Read by the roles, not by the planner:
     "host_firewall_controller_address",
+    "host_firewall_plan_only",
+    "host_firewall_confirm_timeout",
 ];
 
 pub const DEFAULT_DATABASE: &str = "postgres";
@@ -602,5 +604,21 @@ mod tests {
         let e =
             opts(json!({"host_firewall_extra_rules": [{"id": "x", "port": 1, "source_group": "web"}]})).unwrap_err();
         assert!(e.0.contains("exactly one of 'service' or 'group'"), "{e}");
+    }
+
+    #[test]
+    fn the_known_variables_are_the_roles_documented_ones() {
+        // The role's argument specs document every variable; the planner knows exactly those.
+        let specs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../roles/host_firewall/meta/argument_specs.yml"),
+        )
+        .unwrap();
+        let documented: BTreeSet<&str> = specs
+            .lines()
+            .filter_map(|l| l.strip_prefix("      host_firewall_").map(|_| l.trim().trim_end_matches(':')))
+            .collect();
+        assert!(documented.len() > 10, "{documented:?}");
+        assert_eq!(documented, KNOWN_VARIABLES.iter().copied().collect::<BTreeSet<_>>());
     }
 }

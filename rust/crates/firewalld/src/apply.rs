@@ -130,14 +130,8 @@ pub fn converge(
     check: bool,
 ) -> Result<Report, String> {
     let want = model::desired(policy, zones);
-    let (rt, mut perm) = match t {
-        Target::Running(f) => {
-            let rt = model::without_empty_leftovers(f.read(Layer::Runtime, zones, remove_services)?, &want);
-            (Some(rt), f.read(Layer::Permanent, zones, remove_services)?)
-        }
-        Target::Offline(o) => (None, o.read(zones, remove_services)?),
-    };
-    perm.services.retain(|_, s| !s.is_empty());
+    let (rt, perm) = read(t, zones, remove_services)?;
+    let rt = rt.map(|rt| model::without_empty_leftovers(rt, &want));
     let ops = model::diff(rt.as_ref(), &perm, &want);
     let mut report = Report {
         before: render_layers(rt.as_ref(), &perm),
@@ -153,20 +147,34 @@ pub fn converge(
     if check || ops.is_empty() {
         return Ok(report);
     }
+    report.restored = execute(t, &ops, rt.as_ref(), &perm, remove_services)?;
+    Ok(report)
+}
+
+/// Run `ops` in order; on a failure undo what ran and say which step failed. A reload puts
+/// back what others had at runtime, except the services in `remove_services`. Returns those
+/// runtime items, in words.
+fn execute(
+    t: &Target,
+    ops: &[Op],
+    rt: Option<&Owned>,
+    perm: &Owned,
+    remove_services: &[String],
+) -> Result<Vec<String>, String> {
     let mut undo: Vec<Op> = vec![];
     let mut extras: Option<Extras> = None;
+    let mut restored = vec![];
     for (i, op) in ops.iter().enumerate() {
         let step = |e: String| format!("step {} of {} ({op}) failed: {e}", i + 1, ops.len());
         let result = match (op, t) {
             (Op::Reload, Target::Running(f)) => f.extras().and_then(|x| {
                 extras = Some(x.clone());
                 f.exec(op)?;
-                // Put back what others had at runtime, except the services we were told to remove.
                 let mut keep = x;
                 for z in &mut keep.zones {
                     z.services.retain(|s| !remove_services.contains(s));
                 }
-                report.restored = f.restore(&keep)?;
+                restored.extend(f.restore(&keep)?);
                 Ok(())
             }),
             _ => t.exec(op),
@@ -179,9 +187,51 @@ pub fn converge(
                 Err(r) => format!("{msg}; restoring the previous state failed too: {r}"),
             });
         }
-        undo.extend(inverse(op, rt.as_ref(), &perm));
+        undo.extend(inverse(op, rt, perm));
     }
-    Ok(report)
+    Ok(restored)
+}
+
+/// Both layers of the owned objects of `zones` as they are (with the services of
+/// `remove_services` they hold): commit-confirm's rollback point.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub zones: Vec<String>,
+    pub remove_services: Vec<String>,
+    /// `None`: firewalld was not running (permanent configuration only).
+    pub runtime: Option<Owned>,
+    pub permanent: Owned,
+}
+
+fn read(t: &Target, zones: &[String], remove_services: &[String]) -> Result<(Option<Owned>, Owned), String> {
+    let (rt, mut perm) = match t {
+        Target::Running(f) => {
+            (Some(f.read(Layer::Runtime, zones, remove_services)?), f.read(Layer::Permanent, zones, remove_services)?)
+        }
+        Target::Offline(o) => (None, o.read(zones, remove_services)?),
+    };
+    perm.services.retain(|_, s| !s.is_empty());
+    Ok((rt, perm))
+}
+
+impl Snapshot {
+    pub fn take(t: &Target, zones: &[String], remove_services: &[String]) -> Result<Snapshot, String> {
+        let (rt, permanent) = read(t, zones, remove_services)?;
+        let runtime = rt.map(|rt| model::without_empty_leftovers(rt, &permanent));
+        Ok(Snapshot { zones: zones.to_vec(), remove_services: remove_services.to_vec(), runtime, permanent })
+    }
+}
+
+/// Put a snapshot back: both layers diffed with what they hold now, the difference applied
+/// (with rollback on failure). Returns the ops run.
+pub fn restore(t: &Target, snap: &Snapshot) -> Result<Vec<Op>, String> {
+    let (rt, perm) = read(t, &snap.zones, &snap.remove_services)?;
+    let rt = rt.map(|rt| model::without_empty_leftovers(rt, &snap.permanent));
+    // A snapshot taken offline is put back into the permanent configuration only.
+    let want_rt = snap.runtime.as_ref().unwrap_or(&snap.permanent);
+    let ops = model::diff_layers(rt.as_ref(), &perm, want_rt, &snap.permanent);
+    execute(t, &ops, rt.as_ref(), &perm, &[])?;
+    Ok(ops)
 }
 
 fn roll_back(t: &Target, undo: &[Op], extras: Option<&Extras>) -> Result<(), String> {

@@ -59,4 +59,16 @@ impl Backend for FirewalldBackend {
             data,
         })
     }
+    fn snapshot(&self) -> Result<serde_json::Value, String> {
+        let target = self.target.as_ref().ok_or("firewalld: no daemon or configuration to read")?;
+        let s =
+            apply::Snapshot::take(target, &self.zones, &self.remove_services).map_err(|e| format!("firewalld: {e}"))?;
+        Ok(serde_json::to_value(s).expect("a snapshot serializes"))
+    }
+    fn restore(&self, snapshot: &serde_json::Value) -> Result<Report, String> {
+        let target = self.target.as_ref().ok_or("firewalld: no daemon or configuration to converge")?;
+        let snap: apply::Snapshot = vorfw_core::backend::snapshot_of(self.kind(), snapshot)?;
+        let ops = apply::restore(target, &snap).map_err(|e| format!("firewalld: {e}"))?;
+        Ok(Report { changes: ops.iter().map(|o| o.to_string()).collect(), ..Default::default() })
+    }
 }

@@ -58,14 +58,14 @@ impl fmt::Display for Layer {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ipset {
     pub family: Family,
     pub entries: BTreeSet<String>,
 }
 
 /// A firewalld policy object (firewalld 0.9 or later), as far as we manage it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PolicyObject {
     pub target: String,
     pub ingress_zones: BTreeSet<String>,
@@ -82,7 +82,7 @@ impl PolicyObject {
 }
 
 /// The objects we own in one layer of firewalld.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Owned {
     pub ipsets: BTreeMap<String, Ipset>,
     /// zone → owned rich rules (firewalld's canonical string form).
@@ -397,6 +397,14 @@ fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
             }
         }
     }
+    // Only a snapshot being put back wants services (those a converge removed).
+    for (zone, services) in &want.services {
+        for service in services {
+            if !cur.services.get(zone).is_some_and(|c| c.contains(service)) {
+                ops.push(Op::AddService { layer, zone: zone.clone(), service: service.clone() });
+            }
+        }
+    }
     if delete_policy {
         ops.push(Op::DeletePolicy { name: EGRESS_POLICY.to_string() });
     }
@@ -418,9 +426,17 @@ fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
 /// The operations that turn the current owned state into the wanted one. `runtime` is `None`
 /// when firewalld is not running (permanent configuration only).
 pub fn diff(runtime: Option<&Owned>, permanent: &Owned, want: &Owned) -> Vec<Op> {
+    diff_layers(runtime, permanent, want, want)
+}
+
+/// The operations that turn the current owned state into `want_rt` at runtime and `want_perm`
+/// in the permanent configuration (commit-confirm puts back a snapshot whose layers may
+/// differ; a converge wants the same in both).
+pub fn diff_layers(runtime: Option<&Owned>, permanent: &Owned, want_rt: &Owned, want_perm: &Owned) -> Vec<Op> {
     let mut ops = vec![];
-    layer_ops(Layer::Permanent, permanent, want, &mut ops);
+    layer_ops(Layer::Permanent, permanent, want_perm, &mut ops);
     if let Some(rt) = runtime {
+        let want = want_rt;
         let missing = want.ipsets.keys().any(|n| !rt.ipsets.contains_key(n));
         // A policy object can neither be created nor deleted at runtime, nor its target changed.
         let policy = match (&rt.egress, &want.egress) {
@@ -431,8 +447,9 @@ pub fn diff(runtime: Option<&Owned>, permanent: &Owned, want: &Owned) -> Vec<Op>
         if missing || policy {
             // New ipsets (and policy changes) reach the runtime only through a reload, which
             // also makes every owned runtime object equal to the (by then updated) permanent
-            // configuration.
+            // configuration; then what the runtime wants beyond that.
             ops.push(Op::Reload);
+            layer_ops(Layer::Runtime, want_perm, want, &mut ops);
         } else {
             layer_ops(Layer::Runtime, rt, want, &mut ops);
         }
@@ -503,6 +520,112 @@ mod tests {
             );
         }
         p
+    }
+
+    /// What firewalld does with ops, on owned state (runtime, permanent): enough to follow a
+    /// converge and a restore. Ops firewalld would refuse panic.
+    fn run(state: &mut (Option<Owned>, Owned), ops: &[Op]) {
+        fn layer(state: &mut (Option<Owned>, Owned), l: Layer) -> &mut Owned {
+            match l {
+                Layer::Runtime => state.0.as_mut().expect("runtime op on a stopped firewalld"),
+                Layer::Permanent => &mut state.1,
+            }
+        }
+        for op in ops {
+            match op {
+                Op::NewIpset { name, family } => {
+                    let set = Ipset { family: *family, entries: Default::default() };
+                    assert!(state.1.ipsets.insert(name.clone(), set).is_none())
+                }
+                Op::SetEntries { layer: l, name, entries } => {
+                    layer(state, *l).ipsets.get_mut(name).expect("no such ipset").entries = entries.clone()
+                }
+                Op::DeleteIpset { name } => assert!(state.1.ipsets.remove(name).is_some()),
+                Op::AddRich { layer: l, zone, rule } => {
+                    layer(state, *l).rich.entry(zone.clone()).or_default().insert(rule.clone());
+                }
+                Op::RemoveRich { layer: l, zone, rule } => {
+                    assert!(layer(state, *l).rich.get_mut(zone).unwrap().remove(rule))
+                }
+                Op::AddService { layer: l, zone, service } => {
+                    layer(state, *l).services.entry(zone.clone()).or_default().insert(service.clone());
+                }
+                Op::RemoveService { layer: l, zone, service } => {
+                    assert!(layer(state, *l).services.get_mut(zone).unwrap().remove(service))
+                }
+                Op::NewPolicy { target, ingress_zones, egress_zones, .. } => {
+                    assert!(state.1.egress.is_none());
+                    state.1.egress = Some(PolicyObject {
+                        target: target.clone(),
+                        ingress_zones: ingress_zones.clone(),
+                        egress_zones: egress_zones.clone(),
+                        rich: Default::default(),
+                    })
+                }
+                Op::SetPolicyTarget { target, .. } => state.1.egress.as_mut().unwrap().target = target.clone(),
+                Op::DeletePolicy { .. } => assert!(state.1.egress.take().is_some()),
+                Op::AddPolicyRich { layer: l, rule, .. } => {
+                    layer(state, *l).egress.as_mut().unwrap().rich.insert(rule.clone());
+                }
+                Op::RemovePolicyRich { layer: l, rule, .. } => {
+                    assert!(layer(state, *l).egress.as_mut().unwrap().rich.remove(rule))
+                }
+                Op::Reload => state.0 = Some(state.1.clone()),
+            }
+            // Empty collections are absent, as firewalld reads them.
+            for o in [state.0.as_mut(), Some(&mut state.1)].into_iter().flatten() {
+                o.rich.retain(|_, r| !r.is_empty());
+                o.services.retain(|_, r| !r.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_put_back_after_a_converge_is_the_state_before_it() {
+        let zones = ["public".to_string()];
+        let mut egress = policy(&[("g-x", &["10.0.0.1/32"])], &[("g-x", 100)]);
+        egress.egress.restricted = true;
+        egress.egress.accepts = egress.accepts.clone();
+        let policies = [
+            Policy::default(),
+            policy(&[("g-x", &["10.0.0.1/32"])], &[("g-x", 100)]),
+            policy(
+                &[("g-x", &["10.0.0.1/32", "10.0.0.2/32"]), ("g-y", &["10.9.0.0/16"])],
+                &[("g-x", 100), ("g-y", 22)],
+            ),
+            egress,
+        ];
+        // Each starting point: nothing owned yet (with the zone's ssh service the converge
+        // removes), or what one of the policies left.
+        let mut starts = vec![];
+        let mut bare = Owned::default();
+        bare.services.insert("public".into(), ["ssh".to_string()].into());
+        starts.push(bare);
+        let desired = |p: &Policy, z: &[String]| {
+            let mut o = desired(p, z);
+            o.rich.retain(|_, r| !r.is_empty());
+            o
+        };
+        starts.extend(policies.iter().map(|p| desired(p, &zones)));
+        for start in &starts {
+            for p in &policies {
+                for running in [true, false] {
+                    let before = (running.then(|| start.clone()), start.clone());
+                    let want = desired(p, &zones);
+                    let mut state = before.clone();
+                    let ops = diff(state.0.as_ref(), &state.1, &want);
+                    run(&mut state, &ops);
+                    // The converge's result, without the services it removed.
+                    assert_eq!(state.1, want);
+                    let back =
+                        diff_layers(state.0.as_ref(), &state.1, before.0.as_ref().unwrap_or(&before.1), &before.1);
+                    run(&mut state, &back);
+                    // Runtime ipsets cannot be deleted: emptied, they wait for the next reload.
+                    state.0 = state.0.map(|rt| without_empty_leftovers(rt, &before.1));
+                    assert_eq!(state, before, "from {start:?} to {p:?}: {ops:?} then {back:?}");
+                }
+            }
+        }
     }
 
     #[test]

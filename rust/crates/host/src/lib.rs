@@ -3,7 +3,9 @@
 //! applied so the Entra ID refresher can re-apply the same plan with a new list.
 //!
 //! Shared by the `apply` module and the `vorfw-entra apply` refresher; it carries no network
-//! stack (the refresher's HTTPS client stays in `vorfw-entra`).
+//! stack (the refresher's HTTPS client stays in `vorfw-entra`). [`confirm`]: commit-confirm.
+
+pub mod confirm;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,8 @@ pub struct Outcome {
     pub what: String,
     pub report: Report,
     pub policy: Policy,
+    /// With commit-confirm, when something changed: what the controller confirms with.
+    pub ticket: Option<confirm::Ticket>,
 }
 
 /// The Entra ID list a host holds: the effective prefixes of the refresher's state in `dir`
@@ -123,12 +127,23 @@ pub fn lock() -> Result<vorfw_sys::Lock, String> {
     vorfw_sys::Lock::take(&path, vorfw_sys::LockKind::Wait)?.ok_or_else(|| format!("{}: not locked", path.display()))
 }
 
+/// How a converge runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Run {
+    /// Check mode: report, change nothing.
+    pub check: bool,
+    /// Commit-confirm: seconds the controller has to confirm before the host rolls back.
+    pub confirm: Option<u64>,
+}
+
 /// Converge the host to `job` with the host's facts (the controller's address comes from the
-/// job). Errors are plain sentences (the caller adds the host name); on error the backend has
-/// restored the previous state. Unless checking, holds the host lock (see [`lock`]), and reads
-/// the facts under it: a playbook racing the weekly refresh never applies a list read before
-/// the refresh changed it.
-pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, check: bool) -> Result<Outcome, String> {
+/// job), and record the job for the refresher. Errors are plain sentences (the caller adds
+/// the host name); on error the backend has restored the previous state. Unless checking,
+/// holds the host lock (see [`lock`]), and reads the facts under it: a playbook racing the
+/// weekly refresh never applies a list read before the refresh changed it. With
+/// `run.confirm`, a change is armed for commit-confirm ([`confirm::arm`]) before it is made.
+pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, run: Run) -> Result<Outcome, String> {
+    let check = run.check;
     let _lock = if check { None } else { Some(lock()?) };
     let req = &job.request;
     let facts = HostFacts { controller: job.controller, ..facts()? };
@@ -138,19 +153,51 @@ pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, ch
     let chosen =
         choose(job.backend.unwrap_or(req.backend), target.is_running(), vorfw_ufw::detect_at(&ufw.paths).enabled)?;
     let mut warnings = pol.warnings.clone();
+    let mut zones_used = vec![];
     let backend: Box<dyn Backend> = match chosen {
         BackendKind::Firewalld => {
-            let zones = zones(&target, job, &mut warnings)?;
+            zones_used = zones(&target, job, &mut warnings)?;
             Box::new(FirewalldBackend {
                 target: Some(target),
-                zones,
+                zones: zones_used.clone(),
                 remove_services: req.remove_zone_services.clone(),
             })
         }
         BackendKind::Nftables => Box::new(vorfw_nftables::NftablesBackend::default()),
         BackendKind::Ufw | BackendKind::Auto => Box::new(ufw),
     };
-    let mut report = backend.converge(&pol, check)?;
+    let armed = match run.confirm.filter(|_| !check) {
+        Some(t) => Some(confirm::arm(&req.name, &*backend, &zones_used, &req.remove_zone_services, t)?),
+        None => None,
+    };
+    let mut report = match backend.converge(&pol, check) {
+        Ok(r) => r,
+        Err(e) => {
+            // The backend put the previous state back itself.
+            if let Some(a) = armed {
+                a.disarm("the apply failed and restored the previous state")?;
+            }
+            return Err(e);
+        }
+    };
+    let mut ticket = None;
+    if !check {
+        if let Err(e) = record(&record_path(), job) {
+            let undone = match armed {
+                Some(a) => match a.roll_back_now() {
+                    Ok(_) => "; the change was rolled back".to_string(),
+                    Err(r) => format!("; rolling the change back failed too: {r}"),
+                },
+                None => String::new(),
+            };
+            return Err(format!("applied, but recording the request failed: {e}{undone}"));
+        }
+        match armed {
+            Some(a) if report.changed() => ticket = Some(a.ticket()?),
+            Some(a) => a.disarm("nothing changed")?,
+            None => {}
+        }
+    }
     report.warnings.splice(0..0, warnings);
     let d = &mut report.data;
     d.insert("backend".into(), json!(chosen));
@@ -164,7 +211,7 @@ pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, ch
             "entra_prefixes": facts.entra.as_ref().filter(|_| req.entra).map(Vec::len),
         }),
     );
-    Ok(Outcome { backend: Some(chosen), what: backend.what(), report, policy: pol })
+    Ok(Outcome { backend: Some(chosen), what: backend.what(), report, policy: pol, ticket })
 }
 
 fn accepts_json(a: &policy::Accepts) -> Value {
@@ -259,7 +306,7 @@ pub fn reapply(prefixes: &[IpNet], check: bool) -> Result<Reapplied, String> {
         });
     }
     let facts = || Ok(HostFacts { entra: Some(prefixes.to_vec()), nameservers: host_nameservers(), controller: None });
-    let out = converge(&job, facts, check).map_err(|e| format!("host {name}: {e}"))?;
+    let out = converge(&job, facts, Run { check, confirm: None }).map_err(|e| format!("host {name}: {e}"))?;
     let r = &out.report;
     let verb = match (r.changed(), check) {
         (false, _) => "unchanged",

@@ -13,7 +13,34 @@ use vorfw_core::{BackendKind, Request};
 use vorfw_host::Job;
 
 fn main() {
+    // Started by `apply` itself with commit-confirm: the host's watchdog, not a module run.
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == vorfw_host::confirm::WATCHDOG_FLAG) {
+        vorfw_host::confirm::watchdog_main(&args[1..]);
+    }
     vorfw_ansible::run(body)
+}
+
+/// The action plugin's second call, over a new connection: confirm the change (`confirm`) or
+/// ask how it ended (`confirm_status`).
+fn settle(m: &Module) -> Result<Option<Outcome>, Failure> {
+    let (Some(token), status) =
+        (m.str_arg("confirm")?.or(m.str_arg("confirm_status")?), m.args.contains_key("confirm_status"))
+    else {
+        return Ok(None);
+    };
+    m.allow_only(&["confirm", "confirm_status"])?;
+    let data = if status { vorfw_host::confirm::status(token) } else { vorfw_host::confirm::confirm(token) };
+    // A confirm that comes too late says how the change ended.
+    let data = data.map_err(|e| match vorfw_host::confirm::status(token) {
+        Ok(state) => Failure::new(e).with("state", state),
+        Err(_) => Failure::new(e),
+    })?;
+    let data = match data {
+        Value::Object(o) => o,
+        _ => Default::default(),
+    };
+    Ok(Some(Outcome { changed: false, diff: None, facts: None, data }))
 }
 
 /// The host's request: `plan` is its entry in the plan with `sets` the plan's set table (what
@@ -34,7 +61,19 @@ fn request(m: &Module) -> Result<Request, Failure> {
 }
 
 fn body(m: &mut Module) -> Result<Outcome, Failure> {
-    m.allow_only(&["plan", "sets", "backend", "controller_address", "zones", "entra_state_dir", "entra_prefixes"])?;
+    if let Some(done) = settle(m)? {
+        return Ok(done);
+    }
+    m.allow_only(&[
+        "plan",
+        "sets",
+        "backend",
+        "controller_address",
+        "zones",
+        "entra_state_dir",
+        "entra_prefixes",
+        "confirm_timeout",
+    ])?;
     let request = request(m)?;
     let host = request.name.clone();
     let fail = |msg: String| Failure::new(format!("host {host}: {msg}"));
@@ -73,14 +112,22 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         };
         Ok(HostFacts { entra, nameservers: vorfw_host::host_nameservers(), controller: None })
     };
+    let confirm = match m.args.get("confirm_timeout") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(0) => None,
+            Some(t) => Some(t),
+            None => return Err(Failure::new(format!("confirm_timeout: '{v}' is not a number of seconds"))),
+        },
+    };
     let job = Job { request, backend, controller, zones };
-    let out = vorfw_host::converge(&job, facts, m.check_mode).map_err(&fail)?;
-    if !m.check_mode {
-        // What the Entra ID refresher re-applies with each new list.
-        vorfw_host::record(&vorfw_host::record_path(), &job)
-            .map_err(|e| fail(format!("applied, but recording the request failed: {e}")))?;
+    // Records the job too: what the Entra ID refresher re-applies with each new list.
+    let run = vorfw_host::Run { check: m.check_mode, confirm };
+    let out = vorfw_host::converge(&job, facts, run).map_err(&fail)?;
+    let mut r = out.report;
+    if let Some(t) = &out.ticket {
+        r.data.insert("confirm".into(), json!(t));
     }
-    let r = out.report;
     for w in &r.warnings {
         m.warn(w.clone());
     }

@@ -92,23 +92,86 @@ fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// Everything a converge may change, as it is: the table as the kernel prints it and our
+/// files. [`restore`] puts it back; a failed converge does the same with the state it read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Snapshot {
+    pub table: Option<String>,
+    /// path → content (`None`: absent): the persisted script, the state, the boot configuration.
+    pub files: Vec<(PathBuf, Option<String>)>,
+}
+
+impl Snapshot {
+    pub fn take(paths: &Paths) -> Result<Snapshot, String> {
+        let mut files = vec![];
+        for p in [paths.script_file(), paths.state_file(), paths.boot_conf()] {
+            let text = vorfw_sys::read_optional(&p)?
+                .map(|b| String::from_utf8(b).map_err(|_| format!("{}: not UTF-8 text", p.display())))
+                .transpose()?;
+            files.push((p, text));
+        }
+        Ok(Snapshot { table: current_table(paths)?, files })
+    }
+}
+
+/// Load `table` (the kernel's own listing) in place of ours in one transaction, or delete ours.
+fn load_table(paths: &Paths, table: Option<&str>) -> Result<(), String> {
+    let (f, n) = TABLE.split_once(' ').expect("TABLE");
+    let script = match table {
+        Some(prev) => format!("table {f} {n} {{}}\ndelete table {f} {n}\n{prev}"),
+        None => format!("table {f} {n} {{}}\ndelete table {f} {n}\n"),
+    };
+    nft(paths, &["-f", "-"], Some(&script)).map(|_| ())
+}
+
+/// Put a snapshot back: the table if it differs, each file that differs. Returns the changes.
+pub fn restore(paths: &Paths, snap: &Snapshot) -> Result<Vec<String>, String> {
+    let mut changes = vec![];
+    let mut errors = vec![];
+    if current_table(paths)? != snap.table {
+        match load_table(paths, snap.table.as_deref()) {
+            Ok(()) if snap.table.is_some() => changes.push(format!("put back table {TABLE} as it was")),
+            Ok(()) => changes.push(format!("delete table {TABLE}")),
+            Err(e) => errors.push(format!("table {TABLE}: {e}")),
+        }
+    }
+    for (path, prev) in &snap.files {
+        if read(path) == *prev {
+            continue;
+        }
+        let r = match prev {
+            Some(p) => write_atomic(path, p),
+            None => std::fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display())),
+        };
+        match r {
+            Ok(()) => changes.push(format!("put back {}", path.display())),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(changes)
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
 /// Bring `inet vorstream` (and its boot-time copy) to `policy`. Check mode writes nothing.
 pub fn converge(paths: &Paths, policy: &Policy, check: bool) -> Result<Report, String> {
     let want = script(policy);
     let lines = render(policy);
-    let current = current_table(paths)?;
-    let state: Option<State> = read(&paths.state_file()).and_then(|s| serde_json::from_str(&s).ok());
-    let table_ok = matches!((&state, &current), (Some(s), Some(c)) if s.script == want && s.canonical == *c);
-    let persisted = read(&paths.script_file());
-    let state_text = read(&paths.state_file());
-    let persist_ok = persisted.as_deref() == Some(want.as_str());
+    let before = Snapshot::take(paths)?;
+    let current = &before.table;
+    let file = |p: PathBuf| before.files.iter().find(|(f, _)| *f == p).and_then(|(_, t)| t.clone());
+    let state: Option<State> = file(paths.state_file()).and_then(|s| serde_json::from_str(&s).ok());
+    let table_ok = matches!((&state, current), (Some(s), Some(c)) if s.script == want && s.canonical == *c);
+    let persist_ok = file(paths.script_file()).as_deref() == Some(want.as_str());
     let boot = paths.boot_conf();
-    let boot_text = read(&boot).unwrap_or_default();
+    let boot_text = file(boot.clone()).unwrap_or_default();
     let include = paths.include_line();
     let include_ok = boot_text.lines().any(|l| l.trim() == include);
 
     let mut report = Report { after: lines.clone(), ..Default::default() };
-    report.before = match (&state, &current) {
+    report.before = match (&state, current) {
         (Some(s), Some(c)) if s.canonical == *c => s.lines.clone(),
         (_, Some(c)) => format!("# table {TABLE} differs from what vorstream.firewall last wrote:\n{c}"),
         (_, None) => String::new(),
@@ -134,15 +197,6 @@ pub fn converge(paths: &Paths, policy: &Policy, check: bool) -> Result<Report, S
     if !table_ok {
         nft(paths, &["-f", "-"], Some(&want)).map_err(|e| format!("step 1 (replace table {TABLE}) failed: {e}"))?;
     }
-    let undo_table = || -> Result<(), String> {
-        match &current {
-            Some(prev) => {
-                let (f, n) = TABLE.split_once(' ').expect("TABLE");
-                nft(paths, &["-f", "-"], Some(&format!("table {f} {n} {{}}\ndelete table {f} {n}\n{prev}"))).map(|_| ())
-            }
-            None => nft(paths, &["delete", "table", "inet", "vorstream"], None).map(|_| ()),
-        }
-    };
     let rest = (|| -> Result<(), String> {
         let canonical = current_table(paths)?.unwrap_or_default();
         let st = State { script: want.clone(), canonical, lines };
@@ -162,23 +216,9 @@ pub fn converge(paths: &Paths, policy: &Policy, check: bool) -> Result<Report, S
         Ok(())
     })();
     if let Err(e) = rest {
-        let mut restore = vec![];
-        if !table_ok {
-            restore.push(undo_table());
-        }
-        for (path, prev) in [(paths.script_file(), &persisted), (paths.state_file(), &state_text)] {
-            match prev {
-                Some(p) => restore.push(write_atomic(&path, p)),
-                None => {
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
-        }
-        let failed: Vec<String> = restore.into_iter().filter_map(Result::err).collect();
-        return Err(if failed.is_empty() {
-            format!("{e}; the previous state was restored")
-        } else {
-            format!("{e}; restoring the previous state failed too: {}", failed.join("; "))
+        return Err(match restore(paths, &before) {
+            Ok(_) => format!("{e}; the previous state was restored"),
+            Err(r) => format!("{e}; restoring the previous state failed too: {r}"),
         });
     }
     Ok(report)

@@ -34,4 +34,13 @@ impl Backend for NftablesBackend {
         let r = apply::converge(&self.paths, policy, check).map_err(|e| format!("nftables: {e}"))?;
         Ok(Report { changes: r.changes, before: r.before, after: r.after, warnings: r.warnings, ..Default::default() })
     }
+    fn snapshot(&self) -> Result<serde_json::Value, String> {
+        let s = apply::Snapshot::take(&self.paths).map_err(|e| format!("nftables: {e}"))?;
+        Ok(serde_json::to_value(s).expect("a snapshot serializes"))
+    }
+    fn restore(&self, snapshot: &serde_json::Value) -> Result<Report, String> {
+        let snap: apply::Snapshot = vorfw_core::backend::snapshot_of(self.kind(), snapshot)?;
+        let changes = apply::restore(&self.paths, &snap).map_err(|e| format!("nftables: {e}"))?;
+        Ok(Report { changes, ..Default::default() })
+    }
 }

@@ -1,5 +1,6 @@
 //! The system edges that every part of vorstream.firewall shares, each written once:
-//! [`replace`] a file atomically and durably, take a [`Lock`], [`run`] a command.
+//! [`replace`] a file atomically and durably, take a [`Lock`], [`run`] a command, [`detach`]
+//! a process, draw a [`random_token`].
 //!
 //! Everything here runs as root on managed hosts; nothing uses a predictable name in a shared
 //! directory, and every failure names the path or program.
@@ -267,6 +268,35 @@ pub fn run(c: &Cmd) -> Result<Output, String> {
     Err(format!("{} exited with {status}: {said}", shown()))
 }
 
+/// Start `program args` as a process of its own: a new session (no controlling terminal, out
+/// of the caller's process group, so neither a hang-up nor a kill of the caller's group reaches
+/// it), standard streams on /dev/null (so nobody waits for its output). Returns its pid; it is
+/// never waited for (when the caller exits, init reaps it).
+pub fn detach(program: &Path, args: &[&std::ffi::OsStr]) -> Result<u32, String> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).env("LC_ALL", "C");
+    // SAFETY: setsid(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| rustix::process::setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    cmd.spawn().map(|c| c.id()).map_err(|e| format!("cannot start {}: {e}", program.display()))
+}
+
+/// 128 random bits from the kernel, as 32 hex digits.
+pub fn random_token() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    let mut filled = 0;
+    while filled < b.len() {
+        match rustix::rand::getrandom(&mut b[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("getrandom: {e}")),
+        }
+    }
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +331,26 @@ mod tests {
         replace(&p, b"new", 0o600).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
         assert!(!fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn tokens_are_random_hex() {
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
+        assert!(a.len() == 32 && a.chars().all(|c| c.is_ascii_hexdigit()) && a != b, "{a} {b}");
+    }
+
+    #[test]
+    fn a_detached_process_has_its_own_session_and_no_output() {
+        let d = dir("detach");
+        let out = d.path().join("out");
+        let script = format!("ps -o sid= -p $$ > {0}.tmp; mv {0}.tmp {0}", out.display());
+        let pid = detach(Path::new("/bin/sh"), &["-c".as_ref(), script.as_ref()]).unwrap();
+        let t0 = Instant::now();
+        while !out.exists() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sid: u32 = fs::read_to_string(&out).unwrap().trim().parse().unwrap();
+        assert_eq!(sid, pid, "the child leads a session of its own");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::fmt;
 use std::fs;
 use std::io::ErrorKind;
 
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vorfw_core::policy::{Family, Policy};
 
@@ -496,51 +497,97 @@ fn write_file(path: &Path, content: &[u8]) -> Result<(), String> {
     vorfw_sys::replace(path, content, 0o644)
 }
 
-/// Copies of every file a converge may change.
-struct Backup(Vec<(PathBuf, Option<Vec<u8>>)>);
+/// Copies of every file a converge may change, and whether ufw was enabled: what a failed
+/// converge puts back, and commit-confirm's rollback point ([`restore`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    /// path → content (`None`: absent).
+    pub files: Vec<(PathBuf, Option<String>)>,
+    pub enabled: bool,
+}
 
 impl Backup {
-    fn take(paths: &Paths) -> Result<Backup, String> {
-        let mut v = vec![];
+    pub fn take(paths: &Paths) -> Result<Backup, String> {
+        let mut files = vec![];
         for p in paths.touched() {
-            match fs::read(&p) {
-                Ok(b) => v.push((p, Some(b))),
-                Err(e) if e.kind() == ErrorKind::NotFound => v.push((p, None)),
-                Err(e) => return Err(format!("cannot back up {}: {e}", p.display())),
-            }
+            let text = vorfw_sys::read_optional(&p)
+                .map_err(|e| format!("cannot back up {e}"))?
+                .map(|b| String::from_utf8(b).map_err(|_| format!("cannot back up {}: not UTF-8 text", p.display())))
+                .transpose()?;
+            files.push((p, text));
         }
-        Ok(Backup(v))
+        Ok(Backup { files, enabled: detect_at(paths).enabled })
     }
 
-    /// Put back every file that differs, then run `ufw <again>` (if not empty).
-    fn restore(&self, paths: &Paths, again: &[&str]) -> Result<(), String> {
+    /// Put back every file that differs, then run `ufw <again>` (if not empty). Returns the
+    /// files put back.
+    fn put_back(&self, paths: &Paths, again: &[&str]) -> Result<Vec<String>, String> {
         let mut errors = vec![];
-        for (p, content) in &self.0 {
-            let Some(content) = content else {
-                // It did not exist: remove it if it does now.
-                match fs::remove_file(p) {
-                    Err(e) if e.kind() != ErrorKind::NotFound => errors.push(format!("{}: {e}", p.display())),
-                    _ => {}
-                }
+        let mut changes = vec![];
+        for (p, content) in &self.files {
+            let now = fs::read_to_string(p).ok();
+            if now == *content {
                 continue;
+            }
+            let r = match content {
+                Some(c) => write_file(p, c.as_bytes()),
+                None => fs::remove_file(p).map_err(|e| format!("{}: {e}", p.display())),
             };
-            if fs::read(p).ok().as_ref() != Some(content) {
-                if let Err(e) = write_file(p, content) {
-                    errors.push(e);
-                }
+            match r {
+                Ok(()) => changes.push(format!("put back {}", p.display())),
+                Err(e) => errors.push(e),
             }
         }
         if !again.is_empty() {
-            if let Err(e) = run(paths, again) {
-                errors.push(format!("ufw {}: {e}", again.join(" ")));
+            match run(paths, again) {
+                Ok(()) => changes.push(format!("ufw {}", again.join(" "))),
+                Err(e) => errors.push(format!("ufw {}: {e}", again.join(" "))),
             }
         }
         if errors.is_empty() {
-            Ok(())
+            Ok(changes)
         } else {
             Err(errors.join("; "))
         }
     }
+
+    fn restore(&self, paths: &Paths, again: &[&str]) -> Result<(), String> {
+        self.put_back(paths, again).map(|_| ())
+    }
+}
+
+/// Put a [`Backup`] back (commit-confirm's rollback): the files, under ufw's lock, then ufw
+/// brought to match them: reloaded if it was and is enabled, enabled or disabled again if that
+/// changed. Nothing differs: nothing is run. Returns the changes.
+pub fn restore(paths: &Paths, backup: &Backup) -> Result<Vec<String>, String> {
+    let now_enabled = detect_at(paths).enabled;
+    let differ: Vec<&PathBuf> =
+        backup.files.iter().filter(|(p, c)| fs::read_to_string(p).ok() != *c).map(|(p, _)| p).collect();
+    if differ.is_empty() && now_enabled == backup.enabled {
+        return Ok(vec![]);
+    }
+    // Only our rules changed on an enabled ufw: reload just the user chains, as a converge does.
+    let rules_only = differ.iter().all(|p| [paths.rules(Family::V4), paths.rules(Family::V6)].contains(p));
+    let again: &[&str] = match (backup.enabled, now_enabled) {
+        (true, true) if rules_only && paths.restore.is_some() => &[],
+        (true, true) => &["reload"],
+        (true, false) => &["--force", "enable"],
+        (false, true) => &["--force", "disable"],
+        (false, false) => &[],
+    };
+    // The files under ufw's lock; ufw itself takes it, so it is released before ufw runs.
+    let lock = lock(paths)?;
+    let mut changes = backup.put_back(paths, &[])?;
+    drop(lock);
+    if backup.enabled && now_enabled && again.is_empty() {
+        load_user_chains(paths, Settings::read(paths)?.ipv6)?;
+        changes.push(Step::LoadUserChains.to_string());
+    }
+    if !again.is_empty() {
+        run(paths, again).map_err(|e| format!("ufw {}: {e}", again.join(" ")))?;
+        changes.push(format!("ufw {}", again.join(" ")));
+    }
+    Ok(changes)
 }
 
 #[cfg(test)]
@@ -706,6 +753,37 @@ mod tests {
         assert!(e.contains("load the user chains") && e.contains("nope") && e.contains("restored"), "{e}");
         assert_eq!(s.rules("user.rules"), before);
         assert_eq!(s.log(), "reload\n");
+    }
+
+    #[test]
+    fn a_backup_put_back_after_a_converge_is_the_state_before_it() {
+        // Enabled before and after, only our rules changed: the user chains are reloaded.
+        let mut s = Scratch::new("snapshot", "stale", true, "DROP", "exit 0");
+        let fake = s.dir.join("restore");
+        fs::write(&fake, format!("#!/bin/sh\necho \"restore $*\" >>{}\ncat >/dev/null\n", s.dir.join("log").display()))
+            .unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+        s.paths.restore = Some((fake.clone(), fake));
+        let before = Backup::take(&s.paths).unwrap();
+        let json = serde_json::to_value(&before).unwrap();
+        converge_at(&s.paths, &policy(), false).unwrap();
+        assert_ne!(Backup::take(&s.paths).unwrap(), before);
+        let back: Backup = serde_json::from_value(json).unwrap();
+        let changes = restore(&s.paths, &back).unwrap();
+        assert_eq!(Backup::take(&s.paths).unwrap(), before);
+        let v4 = format!("put back {}", s.paths.rules(Family::V4).display());
+        assert!(changes.contains(&v4), "{changes:?}");
+        assert_eq!(s.log(), "restore -n\nrestore -n\nrestore -n\nrestore -n\n");
+        // Nothing differs: nothing runs.
+        assert_eq!(restore(&s.paths, &back).unwrap(), Vec::<String>::new());
+        // Disabled before, enabled by the converge: disabled again, files as they were.
+        let s = Scratch::new("snapshot-off", "stale", false, "DROP", "exit 0");
+        let before = Backup::take(&s.paths).unwrap();
+        converge_at(&s.paths, &policy(), false).unwrap();
+        fs::write(s.paths.conf(), "ENABLED=yes\n").unwrap(); // what ufw's enable wrote
+        restore(&s.paths, &before).unwrap();
+        assert_eq!(Backup::take(&s.paths).unwrap(), before);
+        assert!(s.log().ends_with("--force disable\n"), "{}", s.log());
     }
 
     #[test]

@@ -66,4 +66,13 @@ impl Backend for UfwBackend {
         data.insert("rules_removed".into(), json!(r.removed));
         Ok(vorfw_core::Report { changes: r.changes, before: r.before, after: r.after, warnings: r.warnings, data })
     }
+    fn snapshot(&self) -> Result<serde_json::Value, String> {
+        let b = apply::Backup::take(&self.paths).map_err(|e| format!("ufw: {e}"))?;
+        Ok(serde_json::to_value(b).expect("a snapshot serializes"))
+    }
+    fn restore(&self, snapshot: &serde_json::Value) -> Result<vorfw_core::Report, String> {
+        let b: apply::Backup = vorfw_core::backend::snapshot_of(self.kind(), snapshot)?;
+        let changes = apply::restore(&self.paths, &b).map_err(|e| format!("ufw: {e}"))?;
+        Ok(vorfw_core::Report { changes, ..Default::default() })
+    }
 }
