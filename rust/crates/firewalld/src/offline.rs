@@ -41,19 +41,7 @@ impl Offline {
         let mut o = Owned::default();
         for name in self.run(&["--get-ipsets"])?.split_whitespace().filter(|n| is_owned_ipset(n)) {
             let info = self.run(&[&format!("--info-ipset={name}")])?;
-            let mut family = Family::V4;
-            let mut entries = Default::default();
-            for line in info.lines() {
-                let line = line.trim();
-                if let Some(opts) = line.strip_prefix("options:") {
-                    if opts.split_whitespace().any(|o| o == "family=inet6") {
-                        family = Family::V6;
-                    }
-                } else if let Some(e) = line.strip_prefix("entries:") {
-                    entries = e.split_whitespace().map(str::to_string).collect();
-                }
-            }
-            o.ipsets.insert(name.to_string(), Ipset { family, entries });
+            o.ipsets.insert(name.to_string(), parse_ipset_info(&info));
         }
         for z in zones {
             let rules = self.run(&[&format!("--zone={z}"), "--list-rich-rules"])?;
@@ -83,27 +71,7 @@ impl Offline {
         // One run (each costs the better part of a second): the info lists `key: value` lines,
         // rich rules last, one per line after `rich rules:`.
         let info = self.run(&[&format!("--info-policy={EGRESS_POLICY}")])?;
-        let mut p = PolicyObject {
-            target: String::new(),
-            ingress_zones: Default::default(),
-            egress_zones: Default::default(),
-            rich: Default::default(),
-        };
-        let mut in_rules = false;
-        for line in info.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            if in_rules {
-                p.rich.insert(line.to_string());
-            } else if let Some(t) = line.strip_prefix("target:") {
-                p.target = t.trim().to_string();
-            } else if let Some(z) = line.strip_prefix("ingress-zones:") {
-                p.ingress_zones = z.split_whitespace().map(str::to_string).collect();
-            } else if let Some(z) = line.strip_prefix("egress-zones:") {
-                p.egress_zones = z.split_whitespace().map(str::to_string).collect();
-            } else if line.starts_with("rich rules:") {
-                in_rules = true;
-            }
-        }
-        Ok(Some(p))
+        Ok(Some(parse_policy_info(&info)))
     }
 
     /// Create a policy object; one setting per run (firewall-offline-cmd takes one action at a
@@ -200,4 +168,48 @@ impl Offline {
 fn temp_list(items: &[String]) -> Result<vorfw_sys::TempPath, String> {
     let text: String = items.iter().map(|i| format!("{i}\n")).collect();
     vorfw_sys::private_file(text.as_bytes())
+}
+
+/// `firewall-offline-cmd --info-ipset=NAME`: the family (`options: family=inet6`) and the
+/// entries (`entries: a b c`). Anything else is ignored.
+pub fn parse_ipset_info(info: &str) -> Ipset {
+    let mut family = Family::V4;
+    let mut entries = Default::default();
+    for line in info.lines() {
+        let line = line.trim();
+        if let Some(opts) = line.strip_prefix("options:") {
+            if opts.split_whitespace().any(|o| o == "family=inet6") {
+                family = Family::V6;
+            }
+        } else if let Some(e) = line.strip_prefix("entries:") {
+            entries = e.split_whitespace().map(str::to_string).collect();
+        }
+    }
+    Ipset { family, entries }
+}
+
+/// `firewall-offline-cmd --info-policy=NAME`: `key: value` lines, rich rules last, one per
+/// line after `rich rules:`.
+pub fn parse_policy_info(info: &str) -> PolicyObject {
+    let mut p = PolicyObject {
+        target: String::new(),
+        ingress_zones: Default::default(),
+        egress_zones: Default::default(),
+        rich: Default::default(),
+    };
+    let mut in_rules = false;
+    for line in info.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if in_rules {
+            p.rich.insert(line.to_string());
+        } else if let Some(t) = line.strip_prefix("target:") {
+            p.target = t.trim().to_string();
+        } else if let Some(z) = line.strip_prefix("ingress-zones:") {
+            p.ingress_zones = z.split_whitespace().map(str::to_string).collect();
+        } else if let Some(z) = line.strip_prefix("egress-zones:") {
+            p.egress_zones = z.split_whitespace().map(str::to_string).collect();
+        } else if line.starts_with("rich rules:") {
+            in_rules = true;
+        }
+    }
+    p
 }
