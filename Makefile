@@ -107,6 +107,7 @@ $(VENV)/.bench-stamp: bench/requirements.txt $(VENV)/.stamp
 ## bench: planning (10,000 hosts); the lab against ansible.posix.firewalld; 500 peers on ufw and nftables
 bench: setup build $(VENV)/.bench-stamp
 	bench/plan.sh
+	$(VENV)/bin/python bench/plan_playbook.py
 	tests/lab/lab.sh up
 	$(VENV)/bin/python bench/firewalld.py
 	$(VENV)/bin/python bench/scale.py

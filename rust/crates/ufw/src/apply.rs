@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vorfw_core::policy::{Family, Policy};
 
+/// The most owned rules a host's ufw gets. ufw has no sets: each peer network of each accepted
+/// port is one rule, parsed by ufw from its rules files on every command and walked in order
+/// by iptables; above this, a plan is refused (naming the count) rather than made slow.
+pub const MAX_RULES: usize = 10_000;
+
 /// Where ufw keeps its state, and its program. Tests point these at a scratch directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
@@ -389,6 +394,14 @@ pub fn converge_at(paths: &Paths, policy: &Policy, check: bool) -> Result<Report
         return Err(format!("ufw is not installed ({} not found)", paths.program.display()));
     }
     let want = model::desired(policy);
+    if want.len() > MAX_RULES {
+        return Err(format!(
+            "the plan needs {} ufw rules (one per peer network, port and protocol), above ufw's ceiling of \
+             {MAX_RULES}: every rule is a line ufw parses and a rule iptables walks; use nftables or firewalld \
+             (host_firewall_backend), whose sets hold any number of peers",
+            want.len()
+        ));
+    }
     let restricted = policy.egress.restricted;
     let first = prepare(paths, &want, restricted)?;
     if check || first.steps.is_empty() {
@@ -784,6 +797,38 @@ mod tests {
         restore(&s.paths, &before).unwrap();
         assert_eq!(Backup::take(&s.paths).unwrap(), before);
         assert!(s.log().ends_with("--force disable\n"), "{}", s.log());
+    }
+
+    #[test]
+    fn a_plan_above_the_ceiling_is_refused_before_anything_is_written() {
+        use ipnet::IpNet;
+        let s = Scratch::new("ceiling", "stale", true, "DROP", "exit 0");
+        let before = Backup::take(&s.paths).unwrap();
+        let mut p = policy();
+        // Scattered peers that aggregate into nothing: one /32 each, two ports.
+        let nets: Vec<IpNet> = (0..(MAX_RULES as u32 / 2 + 1))
+            .map(|i| IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + 2 * i))))
+            .collect();
+        p.sets.insert(("g-wide".into(), Family::V4), nets);
+        for port in [7001, 7002] {
+            p.accepts.insert(
+                vorfw_core::policy::Accept {
+                    set: "g-wide".into(),
+                    family: Family::V4,
+                    protocol: vorfw_core::Proto::Tcp,
+                    port,
+                },
+                Default::default(),
+            );
+        }
+        let e = converge_at(&s.paths, &p, true).unwrap_err();
+        assert!(
+            e.contains(&format!("above ufw's ceiling of {MAX_RULES}")) && e.contains("use nftables or firewalld"),
+            "{e}"
+        );
+        assert!(converge_at(&s.paths, &p, false).is_err());
+        assert_eq!(Backup::take(&s.paths).unwrap(), before);
+        assert_eq!(s.log(), "");
     }
 
     #[test]
