@@ -139,7 +139,7 @@ pub fn converge(
         ..Default::default()
     };
     if let Target::Running(f) = t {
-        report.warnings.extend(f.foreign_openings(zones)?);
+        report.warnings.extend(f.foreign_openings(zones, remove_services)?);
     } else {
         report.warnings.push("firewalld is not running: changed its permanent configuration only".into());
     }

@@ -484,10 +484,13 @@ impl Firewalld {
     }
 
     /// What the zones admit besides our rules (services, ports): for the operator to know.
-    pub fn foreign_openings(&self, zones: &[String]) -> Result<Vec<String>, String> {
+    /// What else `zones` admit from anywhere once the run is done: their services and ports,
+    /// less the services of `removed` (`host_firewall_remove_zone_services`, removed by it).
+    pub fn foreign_openings(&self, zones: &[String], removed: &[String]) -> Result<Vec<String>, String> {
         let mut out = vec![];
         for z in zones {
-            let services: Vec<String> = self.fw(PATH, IF_ZONE, "getServices", &(z.as_str(),))?;
+            let mut services: Vec<String> = self.fw(PATH, IF_ZONE, "getServices", &(z.as_str(),))?;
+            services.retain(|s| !removed.contains(s));
             let ports: Vec<Vec<String>> = self.fw(PATH, IF_ZONE, "getPorts", &(z.as_str(),))?;
             if !services.is_empty() {
                 out.push(format!(
