@@ -47,6 +47,16 @@ options:
     description: With O(probes), also probe the management SSH port.
     type: bool
     default: false
+  probe_coverage:
+    description:
+      - With O(probes), how much to probe. V(full) probes every port of every host from every
+        other host (hosts squared times ports). V(covering) probes each target from one source
+        of each class of sources its plan treats alike on every port (the same rules admit
+        them, the same ports are forbidden): every rule is still proven with a source of each
+        kind it admits, and every forbidden class; C(probe_coverage.summary) says what it covered.
+    type: str
+    choices: [full, covering]
+    default: full
 attributes:
   check_mode:
     support: full
@@ -133,6 +143,10 @@ plans:
       inbound:
         - {id: ext-web-8081-users, port: 8081, protocol: tcp, set: a-user, purpose: Web UI, label: "All users (host_firewall_user_sources)"}
       sets: {a-user: a-user}
+probe_coverage:
+  description: With O(probes), what the probes cover (C(summary), a sentence, and C(counts)).
+  returned: when O(probes) is true
+  type: dict
 probes:
   description: With O(probes), per host the probes M(vorstream.firewall.verify) sends from it.
   returned: when O(probes) is true

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -101,3 +102,20 @@ def test_two_active_managers_is_an_error_not_a_guess():
     assert r.returncode != 0
     assert "host web1: host_firewall_backend is nftables but firewalld is active" in r.stdout, r.stdout[-2000:]
     assert snapshot(["web1"]) == before
+
+
+def test_covering_verify_proves_every_verdict_with_fewer_probes():
+    t0 = time.monotonic()
+    full = ok(playbook("verify.yml"))
+    t_full = time.monotonic() - t0
+    t0 = time.monotonic()
+    cover = ok(playbook("verify.yml", "-e", "verify_coverage=covering"))
+    t_cover = time.monotonic() - t0
+    for r in (full, cover):
+        assert re.search(r"\b0 mismatches", r.stdout), r.stdout[-3000:]
+    n_full = int(re.search(r'"msg": "full: (\d+) probes', full.stdout).group(1))
+    m = re.search(r'"msg": "covering: (\d+) probes of the (\d+) of full coverage; each of (\d+) targets', cover.stdout)
+    assert m, cover.stdout[-3000:]
+    probes, of, targets = map(int, m.groups())
+    assert of == n_full and probes < n_full and targets == len(HOSTS), m.groups()
+    print(f"verify on {len(HOSTS)} hosts: full {n_full} probes {t_full:.1f} s; covering {probes} probes {t_cover:.1f} s")

@@ -13,7 +13,7 @@ fn main() {
 }
 
 fn body(m: &mut Module) -> Result<Outcome, Failure> {
-    m.allow_only(&["groups", "hostvars", "inventory", "hosts", "probes", "probe_management"])?;
+    m.allow_only(&["groups", "hostvars", "inventory", "hosts", "probes", "probe_management", "probe_coverage"])?;
     let inv_json = match (m.args.get("inventory"), m.args.get("groups"), m.args.get("hostvars")) {
         (Some(inv), None, None) => inv.clone(),
         (None, Some(Value::Object(groups)), Some(Value::Object(hostvars))) => {
@@ -43,14 +43,14 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         plans.hosts.iter().filter(|h| wanted.as_ref().is_none_or(|w| w.contains(&h.name.as_str()))).collect();
     let mut data = Map::new();
     if m.bool_arg("probes", false)? {
+        use vorfw_core::verify::{plan_probes, Coverage};
         let with_mgmt = m.bool_arg("probe_management", false)?;
-        let probes: Map<String, Value> = selected
-            .iter()
-            .map(|h| {
-                (h.name.clone(), json!(vorfw_core::verify::probes(&plans, Matrix::embedded(), &h.name, with_mgmt)))
-            })
-            .collect();
-        data.insert("probes".into(), Value::Object(probes));
+        let coverage = m.str_arg("probe_coverage")?.map(|c| Coverage::parse("probe_coverage", c)).transpose()?;
+        let sources: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
+        let (probes, covered) =
+            plan_probes(&plans, Matrix::embedded(), &sources, with_mgmt, coverage.unwrap_or_default());
+        data.insert("probes".into(), json!(probes));
+        data.insert("probe_coverage".into(), json!({"summary": covered.sentence(), "counts": covered}));
     }
     // Each peer set once (`sets`), and per host its rules naming them (`plans`): the apply
     // module takes a host's entry and the table.
