@@ -102,6 +102,9 @@ impl Covered {
     }
 }
 
+/// What a probe tells apart: port, protocol, expected verdict, the rules (or why not), family.
+type Verdict = (u16, &'static str, &'static str, String, bool);
+
 /// The probes each host of `sources` should run, and what they cover.
 pub fn plan_probes(
     plans: &Plans,
@@ -116,8 +119,7 @@ pub fn plan_probes(
     let mut covered = Covered { coverage, targets: plans.hosts.len(), ..Default::default() };
     for (ti, t) in plans.hosts.iter().enumerate() {
         // Sources by the verdicts the target gives them (label and address aside).
-        let mut classes: BTreeMap<Vec<(u16, &'static str, &'static str, String, bool)>, Vec<(&str, Vec<Probe>)>> =
-            BTreeMap::new();
+        let mut classes: BTreeMap<Vec<Verdict>, Vec<(&str, Vec<Probe>)>> = BTreeMap::new();
         for s in srcs.iter().filter(|s| s.name != t.name) {
             let probes = pair(s, t, &ports);
             covered.full_probes += probes.len();
