@@ -28,3 +28,18 @@ def run(args, check=False, input=None, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
+
+
+def registered_plan(tmp_path, inventory, content="fw", *extra) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run the plan module in ansible-playbook as the role does (once, on the controller, its
+    result registered as `fw`) and save the Jinja expression `content` of it as JSON."""
+    out = tmp_path / "registered.json"
+    pb = tmp_path / "plan.yml"
+    pb.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - vorstream.firewall.plan:\n      run_once: true\n      delegate_to: localhost\n      register: fw\n"
+        "    - ansible.builtin.copy:\n"
+        f"        content: \"{{{{ {content} | to_json }}}}\"\n        dest: {out}\n"
+        "      run_once: true\n      delegate_to: localhost\n"
+    )
+    return run(["ansible-playbook", "-i", inventory, pb, *extra]), out

@@ -6,7 +6,7 @@ import re
 import tarfile
 import textwrap
 
-from helpers import ROOT, run
+from helpers import ROOT, registered_plan, run
 
 
 def test_ansible_doc_plan():
@@ -30,25 +30,7 @@ def playbook(tmp_path, body: str, inventory, *extra):
 
 def test_plan_module_matches_the_cli(tmp_path, vorfw):
     inv = ROOT / "examples" / "multi-tier.yml"
-    out = tmp_path / "plans.json"
-    r = playbook(
-        tmp_path,
-        f"""
-        - hosts: all
-          gather_facts: false
-          tasks:
-            - vorstream.firewall.plan:
-              run_once: true
-              delegate_to: localhost
-              register: fw
-            - ansible.builtin.copy:
-                content: "{{{{ {{'sets': fw.sets, 'plans': fw.plans}} | to_json }}}}"
-                dest: {out}
-              run_once: true
-              delegate_to: localhost
-        """,
-        inv,
-    )
+    r, out = registered_plan(tmp_path, inv, "{'sets': fw.sets, 'plans': fw.plans}")
     assert r.returncode == 0, r.stdout + r.stderr
     got = json.loads(out.read_text())
     want = json.loads(run([vorfw, "plan", "-i", inv, "--format", "json"]).stdout)

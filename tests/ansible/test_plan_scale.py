@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 
-from helpers import ROOT, run
+from helpers import ROOT, registered_plan
 
 sys.path.insert(0, str(ROOT / "bench"))
 from plan import inventory  # noqa: E402  (the benchmark's generated fleet)
@@ -16,23 +15,7 @@ from plan import inventory  # noqa: E402  (the benchmark's generated fleet)
 def registered(tmp_path, n: int) -> dict:
     ini = tmp_path / f"inv{n}.ini"
     ini.write_text(inventory(n))
-    out = tmp_path / f"result{n}.json"
-    pb = tmp_path / "pb.yml"
-    pb.write_text(textwrap.dedent(f"""
-        - hosts: all
-          gather_facts: false
-          tasks:
-            - vorstream.firewall.plan:
-              run_once: true
-              delegate_to: localhost
-              register: host_firewall_plan
-            - ansible.builtin.copy:
-                content: "{{{{ host_firewall_plan | to_json }}}}"
-                dest: {out}
-              run_once: true
-              delegate_to: localhost
-        """))
-    r = run(["ansible-playbook", "-i", ini, pb])
+    r, out = registered_plan(tmp_path, ini)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     return {"bytes": out.stat().st_size, "result": json.loads(out.read_text())}
 
