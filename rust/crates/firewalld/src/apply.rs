@@ -1,7 +1,7 @@
 //! Converge firewalld to a policy: read, diff, and (unless checking) apply with rollback.
 
 use crate::dbus::{Extras, Firewalld};
-use crate::model::{self, Layer, Op, Owned};
+use crate::model::{self, Features, Layer, Op, Owned};
 use crate::offline::Offline;
 use vorfw_core::policy::Policy;
 
@@ -22,6 +22,15 @@ impl Target {
 
     pub fn is_running(&self) -> bool {
         matches!(self, Target::Running(_))
+    }
+
+    /// What this firewalld's rich rules can say ([`Features::of_version`] of its version).
+    pub fn features(&self) -> Result<Features, String> {
+        let v = match self {
+            Target::Running(f) => f.version()?,
+            Target::Offline(o) => o.version()?,
+        };
+        Ok(Features::of_version(&v))
     }
 
     pub fn default_zone(&self) -> Result<String, String> {
@@ -129,7 +138,7 @@ pub fn converge(
     remove_services: &[String],
     check: bool,
 ) -> Result<Report, String> {
-    let want = model::desired(policy, zones);
+    let want = model::desired_with(policy, zones, t.features()?);
     let (rt, perm) = read(t, zones, remove_services)?;
     let rt = rt.map(|rt| model::without_empty_leftovers(rt, &want));
     let ops = model::diff(rt.as_ref(), &perm, &want);

@@ -174,6 +174,12 @@ impl Firewalld {
         self.fw(PATH, IF_MAIN, "getDefaultZone", &())
     }
 
+    /// The daemon's version (its `version` property, "1.3.3").
+    pub fn version(&self) -> Result<String, String> {
+        let v: OwnedValue = self.call(PATH, "org.freedesktop.DBus.Properties", "Get", &(IF_MAIN, "version"), BUS)?;
+        v.try_into().map_err(|e| format!("firewalld version: {e}"))
+    }
+
     /// The zone an interface is bound to, `None` if unbound (then the default zone serves it).
     pub fn zone_of_interface(&self, iface: &str) -> Result<Option<String>, String> {
         let z: String = self.fw(PATH, IF_ZONE, "getZoneOfInterface", &(iface,))?;

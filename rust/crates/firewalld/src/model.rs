@@ -150,19 +150,55 @@ pub fn egress_rule(family: Family, ipset: &str, port: u16, protocol: &str) -> St
     )
 }
 
+/// What a firewalld release's rich rules can say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// `destination ipset=` (firewalld 1.0 and later). Before, a policy's rule names each
+    /// destination CIDR (`destination address=`), one rule per CIDR and port.
+    pub destination_ipset: bool,
+}
+
+impl Default for Features {
+    fn default() -> Features {
+        Features { destination_ipset: true }
+    }
+}
+
+impl Features {
+    /// From a version string ("0.9.11", "1.3.3", "2.5.0"); unreadable: the current release's.
+    pub fn of_version(v: &str) -> Features {
+        let major = v.trim().split('.').next().and_then(|m| m.parse::<u32>().ok());
+        Features { destination_ipset: major.is_none_or(|m| m >= 1) }
+    }
+}
+
+/// The same to one destination CIDR, for firewalld before 1.0 (no `destination ipset`), in
+/// firewalld's canonical form.
+pub fn egress_address_rule(family: Family, net: &str, port: u16, protocol: &str) -> String {
+    format!(
+        "rule family=\"{}\" destination address=\"{net}\" port port=\"{port}\" protocol=\"{protocol}\" accept",
+        family_name(family)
+    )
+}
+
 /// The egress policy object for `policy`: present when egress is restricted (target REJECT,
 /// plus [`EGRESS_BASE_RULES`]) or has accepts (target CONTINUE: they admit what is admitted
 /// anyway, and keep their sets in use).
-pub fn desired_egress(policy: &Policy) -> Option<PolicyObject> {
+pub fn desired_egress(policy: &Policy, features: Features) -> Option<PolicyObject> {
     let e = &policy.egress;
     if !e.restricted && e.accepts.is_empty() {
         return None;
     }
-    let mut rich: BTreeSet<String> = e
-        .accepts
-        .keys()
-        .map(|a| egress_rule(a.family, &object_name(PREFIX, &a.set, a.family, MAX_NAME), a.port, a.protocol.as_str()))
-        .collect();
+    let mut rich = BTreeSet::new();
+    for a in e.accepts.keys() {
+        let (port, proto) = (a.port, a.protocol.as_str());
+        if features.destination_ipset {
+            rich.insert(egress_rule(a.family, &object_name(PREFIX, &a.set, a.family, MAX_NAME), port, proto));
+        } else {
+            let nets = policy.sets.get(&(a.set.clone(), a.family)).map(Vec::as_slice).unwrap_or_default();
+            rich.extend(ipset_entries(nets).iter().map(|n| egress_address_rule(a.family, n, port, proto)));
+        }
+    }
     if e.restricted {
         rich.extend(EGRESS_BASE_RULES.iter().map(|r| r.to_string()));
     }
@@ -174,8 +210,13 @@ pub fn desired_egress(policy: &Policy) -> Option<PolicyObject> {
     })
 }
 
-/// What we want to own, in every given zone.
+/// What we want to own, in every given zone, on a current firewalld.
 pub fn desired(policy: &Policy, zones: &[String]) -> Owned {
+    desired_with(policy, zones, Features::default())
+}
+
+/// What we want to own, in every given zone, on a firewalld with `features`.
+pub fn desired_with(policy: &Policy, zones: &[String], features: Features) -> Owned {
     let mut o = Owned::default();
     for ((key, fam), nets) in &policy.sets {
         o.ipsets.insert(object_name(PREFIX, key, *fam, MAX_NAME), Ipset { family: *fam, entries: ipset_entries(nets) });
@@ -187,7 +228,7 @@ pub fn desired(policy: &Policy, zones: &[String]) -> Owned {
             rules.insert(rich_rule(a.family, &name, a.port, a.protocol.as_str()));
         }
     }
-    o.egress = desired_egress(policy);
+    o.egress = desired_egress(policy, features);
     o
 }
 
@@ -709,6 +750,38 @@ mod tests {
         assert_eq!(e.egress_zones.iter().collect::<Vec<_>>(), ["ANY"]);
         // Restricted always keeps IPv6 neighbour discovery working.
         assert_eq!(e.rich, EGRESS_BASE_RULES.iter().map(|r| r.to_string()).collect());
+    }
+
+    #[test]
+    fn before_firewalld_1_0_egress_rules_name_each_destination() {
+        // firewalld 0.9 (RHEL 8) refuses `destination ipset` in a rich rule ("attribute 'ipset'
+        // outside of any element"); it takes `destination address`.
+        assert!(!Features::of_version("0.9.11").destination_ipset);
+        for v in ["1.3.3", "2.5.0", "", "unknown"] {
+            assert!(Features::of_version(v).destination_ipset, "{v}");
+        }
+        let mut p = Policy::default();
+        egress(&mut p, true, &[("entra", "20.190.128.0/18", 443), ("entra", "2603:1006::/40", 443)]);
+        let old = desired_with(&p, &[], Features { destination_ipset: false }).egress.unwrap();
+        let mine: Vec<&String> = old.rich.iter().filter(|r| !EGRESS_BASE_RULES.contains(&r.as_str())).collect();
+        assert_eq!(
+            mine,
+            [
+                "rule family=\"ipv4\" destination address=\"20.190.128.0/18\" port port=\"443\" protocol=\"tcp\" accept",
+                "rule family=\"ipv6\" destination address=\"2603:1006::/40\" port port=\"443\" protocol=\"tcp\" accept",
+            ]
+        );
+        assert!(!old.rich.iter().any(|r| r.contains("ipset")));
+        // A list that changes changes rules, not set entries.
+        let mut q = p.clone();
+        q.sets.get_mut(&("entra".into(), Family::V4)).unwrap().push("40.126.0.0/18".parse().unwrap());
+        let new = desired_with(&q, &[], Features { destination_ipset: false });
+        let want_old = desired_with(&p, &[], Features { destination_ipset: false });
+        let ops = diff(Some(&want_old), &want_old, &new);
+        let added =
+            "rule family=\"ipv4\" destination address=\"40.126.0.0/18\" port port=\"443\" protocol=\"tcp\" accept";
+        assert!(has_egress_rule(&ops, Layer::Runtime, true, added), "{ops:?}");
+        assert!(!ops.contains(&Op::Reload), "{ops:?}");
     }
 
     #[test]

@@ -26,6 +26,11 @@ impl Offline {
         })
     }
 
+    /// `firewall-offline-cmd --version`.
+    pub fn version(&self) -> Result<String, String> {
+        Ok(self.run(&["--version"])?.trim().to_string())
+    }
+
     pub fn default_zone(&self) -> Result<String, String> {
         Ok(self.run(&["--get-default-zone"])?.trim().to_string())
     }
