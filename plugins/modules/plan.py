@@ -52,7 +52,7 @@ options:
       - With O(probes), how much to probe. V(full) probes every port of every host from every
         other host (hosts squared times ports). V(covering) probes each target from one source
         of each class of sources its plan treats alike on every port (the same rules admit
-        them, the same ports are forbidden): every rule is still proven with a source of each
+        them, the same ports are forbidden) - every rule is still proven with a source of each
         kind it admits, and every forbidden class; C(probe_coverage.summary) says what it covered.
     type: str
     choices: [full, covering]
