@@ -103,6 +103,10 @@ options:
         confirms. Unconfirmed at the deadline (the new rules cut the controller off, the
         controller died), the host puts the previous state back by itself; the task fails
         naming the host and saying it was rolled back.
+      - Leave room for reaching the host under the play's load; a new connection and the
+        confirm took 3 to 4 s on an idle lab host but 7 to 25 s with 12 hosts at once on a
+        2-core controller. The result gives C(confirm_seconds); a warning says when the confirm
+        used more than half the timeout. 120 is a sound start.
       - A run that changes nothing, or fails (and restores the previous state itself), leaves
         no watchdog. The watchdog is a detached process; like Ansible's C(async) tasks it does
         not survive a reboot, or logind's C(KillUserProcesses=yes) for the connecting user.
@@ -173,6 +177,18 @@ confirmed:
   description: With O(confirm_timeout), true when the change was confirmed over a new connection.
   returned: when a change was armed for commit-confirm
   type: bool
+confirm_seconds:
+  description:
+    - With O(confirm_timeout), how long the confirm took (seconds from the change to the host's
+      answer over the new connection). A warning says so when it used more than half the timeout.
+  returned: when a change was confirmed
+  type: float
+  sample: 4.2
+confirm_attempts:
+  description: With O(confirm_timeout), how many new connections it took to confirm.
+  returned: when a change was confirmed
+  type: int
+  sample: 1
 rolled_back:
   description: With O(confirm_timeout), true when the host rolled the change back by itself.
   returned: when the change cut the controller off

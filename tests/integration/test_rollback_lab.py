@@ -9,9 +9,10 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from helpers import ROOT
-from labkit import BACKENDS, HOSTS, lab, on, playbook, snapshot
+from labkit import BACKENDS, DEMO, HOSTS, lab, on, playbook, snapshot
 
 pytestmark = pytest.mark.usefixtures("lab_up")
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.usefixtures("lab_up")
 ONE = [next(h for h in HOSTS if BACKENDS[h] == b) for b in ("firewalld", "ufw", "nftables")]
 LIMIT = ",".join(ONE)
 TIMEOUT = 15
+DEMO_TIMEOUT = yaml.safe_load(DEMO.read_text())["all"]["vars"]["host_firewall_confirm_timeout"]
 # SSH only from an address that is not the controller's: the lockout guard is off (management
 # sources are set), so nothing keeps the controller's new connections open.
 CUT = json.dumps({"host_firewall_management_sources": ["192.0.2.1/32"], "host_firewall_confirm_timeout": TIMEOUT})
@@ -66,6 +68,9 @@ def test_a_normal_change_is_confirmed_over_a_new_connection_and_leaves_no_watchd
     r = ok(playbook("site.yml", "-l", LIMIT, "-e", EXTRA, "-v"))
     confirmed = set(re.findall(r'changed: \[(\S+)\] => \{.*?"confirmed": true', r.stdout))
     assert confirmed == set(ONE), r.stdout[-3000:]
+    # Each result says how long the confirm took, within the demo's timeout.
+    took = [float(t) for t in re.findall(r'"confirm_seconds": ([0-9.]+)', r.stdout)]
+    assert len(took) == len(ONE) and all(0 < t < DEMO_TIMEOUT for t in took), took
     assert watchdogs() == []
     for h in ONE:
         s = settled(h)
