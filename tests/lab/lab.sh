@@ -20,7 +20,11 @@ set -euo pipefail
 
 # ---------------------------------------------------------------------------
 # Host table.  Columns: name  last-octet  groups(comma separated)  backend
-#   backend: firewalld (firewalld started on a private bus)
+#   backend: firewalld (firewalld started on a private bus: Debian's package)
+#            firewalld-<release>[-iptables]  (an upstream release built from the vendored
+#                      sources by tests/lab/firewalld-build.sh, bind-mounted over Debian's
+#                      firewalld in that host only; -iptables: its FirewallBackend=iptables)
+#            firewalld-iptables  (Debian's, on its iptables backend)
 #            ufw       (private /etc/ufw + /etc/default/ufw present, not enabled)
 #            nftables  (no manager, nothing started; private /etc/nftables.conf)
 # Replace the whole table with LAB_HOSTS_FILE=/path/to/table (same format).
@@ -78,7 +82,7 @@ die() { printf 'lab: ERROR: %s\n' "$*" >&2; exit 1; }
 # Host table parsing
 # ---------------------------------------------------------------------------
 HOSTS=()                 # names, in table order
-declare -A OCTET=() GROUPS_OF=() BACKEND=()
+declare -A OCTET=() GROUPS_OF=() BACKEND=() FW_RELEASE=() FW_IPTABLES=()
 
 load_hosts() {
     local table=$LAB_HOSTS line name octet groups backend extra
@@ -96,7 +100,14 @@ load_hosts() {
         if ! [[ $octet =~ ^[0-9]+$ ]] || ((octet < 2 || octet > 253)); then
             die "host table: $name: octet must be 2..253"
         fi
-        [[ $backend =~ ^(firewalld|ufw|nftables)$ ]] || die "host table: $name: backend must be firewalld, ufw or nftables"
+        FW_RELEASE[$name]="" FW_IPTABLES[$name]=0
+        if [[ $backend =~ ^firewalld(-([0-9]+\.[0-9]+\.[0-9]+))?(-iptables)?$ ]]; then
+            FW_RELEASE[$name]=${BASH_REMATCH[2]}
+            [[ -n ${BASH_REMATCH[3]} ]] && FW_IPTABLES[$name]=1
+            backend=firewalld
+        fi
+        [[ $backend =~ ^(firewalld|ufw|nftables)$ ]] ||
+            die "host table: $name: backend must be firewalld[-<release>][-iptables], ufw or nftables"
         [[ -z ${OCTET[$name]:-} ]] || die "host table: duplicate host $name"
         [[ -z ${seen_octet[$octet]:-} ]] || die "host table: $name: octet $octet already used by ${seen_octet[$octet]}"
         seen_octet[$octet]=$name
@@ -143,6 +154,8 @@ EOF
         # nftables there, so ufw hosts name their backend.
         local pin=""
         [[ ${BACKEND[$n]} == ufw ]] && pin=" host_firewall_backend=ufw"
+        [[ -n ${FW_RELEASE[$n]} ]] && pin+=" lab_firewalld=${FW_RELEASE[$n]}"
+        ((FW_IPTABLES[$n])) && pin+=" lab_firewalld_backend=iptables"
         printf '%-9s ansible_host=%s lab_ipv6=%s lab_backend=%s host_firewall_address='\''["%s","%s"]'\''%s\n' \
             "$n" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}" "${BACKEND[$n]}" "$NET4.${OCTET[$n]}" "$NET6:${OCTET[$n]}" "$pin"
         IFS=, read -r -a gs <<<"${GROUPS_OF[$n]}"
@@ -484,12 +497,48 @@ destroy_host() {
     rm -rf "$d/run" "$d/anchor.pid"
 }
 
+# firewalld releases named in the host table: built once per machine (firewalld-build.sh,
+# idempotent), each with a view of Debian's python dist-packages in which firewall/ (and
+# 0.9's slip stand-in) are the release's own.
+PY_DIST=/usr/lib/python3/dist-packages
+release_prefix() { "$LAB_DIR/firewalld-build.sh" --prefix "$1"; }
+prepare_releases() {
+    local n r site view e
+    local -A done_=()
+    for n in "${HOSTS[@]}"; do
+        r=${FW_RELEASE[$n]}
+        [[ -n $r && -z ${done_[$r]:-} ]] || continue
+        done_[$r]=1
+        "$LAB_DIR/firewalld-build.sh" "$r" >/dev/null || die "firewalld $r: build failed"
+        site=$("$LAB_DIR/firewalld-build.sh" --site-packages "$r")
+        view=$STATE/firewalld-$r/dist-packages
+        rm -rf "$view.new" && mkdir -p "$view.new"
+        for e in "$PY_DIST"/* "$PY_DIST"/.[!.]*; do
+            [[ -e $e && $(basename "$e") != firewall ]] && ln -s "$e" "$view.new/"
+        done
+        for e in "$site"/*; do
+            [[ $(basename "$e") == firewall || $(basename "$e") == slip ]] && ln -sfn "$e" "$view.new/"
+        done
+        rm -rf "$view.old"; [[ -e $view ]] && mv "$view" "$view.old"
+        mv "$view.new" "$view"; rm -rf "$view.old"
+    done
+    return 0
+}
+
 # Copy the package configuration of the root namespace into the host's
 # private /etc pieces (only those missing; `up --fresh` removes them first).
 seed_etc() {
     local e=$STATE/$1/etc
     mkdir -p "$e/default"
+    if [[ -n ${FW_RELEASE[$1]} && ! -e $e/firewalld ]]; then
+        cp -a "$(release_prefix "${FW_RELEASE[$1]}")/etc/firewalld" "$e/firewalld"
+    fi
     [[ -d /etc/firewalld && ! -e $e/firewalld ]] && cp -a /etc/firewalld "$e/firewalld"
+    if ((FW_IPTABLES[$1])); then
+        sed -i 's/^FirewallBackend=.*/FirewallBackend=iptables/' "$e/firewalld/firewalld.conf"
+        grep -qx 'FirewallBackend=iptables' "$e/firewalld/firewalld.conf" ||
+            echo 'FirewallBackend=iptables' >>"$e/firewalld/firewalld.conf"
+    fi
     [[ -d /etc/ufw && ! -e $e/ufw ]] && cp -a /etc/ufw "$e/ufw"
     [[ -f /etc/default/ufw && ! -e $e/default/ufw ]] && cp -a /etc/default/ufw "$e/default/ufw"
     [[ -f /etc/nftables.conf && ! -e $e/nftables.conf ]] && cp -a /etc/nftables.conf "$e/nftables.conf"
@@ -536,6 +585,15 @@ start_anchor() {
     local n=$1 d=$STATE/$1 e=$STATE/$1/etc
     local -a binds=()
     [[ -d /etc/firewalld && -d $e/firewalld ]] && binds+=("$e/firewalld=/etc/firewalld")
+    if [[ -n ${FW_RELEASE[$n]} ]]; then
+        # The release replaces Debian's firewalld in this host: daemon, clients, defaults and
+        # python package (a view of dist-packages with the release's firewall/ in it).
+        local r=${FW_RELEASE[$n]} pre
+        pre=$(release_prefix "$r")
+        binds+=("$pre/sbin/firewalld=/usr/sbin/firewalld" "$pre/bin/firewall-cmd=/usr/bin/firewall-cmd"
+            "$pre/bin/firewall-offline-cmd=/usr/bin/firewall-offline-cmd"
+            "$pre/lib/firewalld=/usr/lib/firewalld" "$STATE/firewalld-$r/dist-packages=$PY_DIST")
+    fi
     [[ -d /etc/ufw && -d $e/ufw ]] && binds+=("$e/ufw=/etc/ufw")
     [[ -f /etc/default/ufw && -f $e/default/ufw ]] && binds+=("$e/default/ufw=/etc/default/ufw")
     [[ -f /etc/nftables.conf && -f $e/nftables.conf ]] && binds+=("$e/nftables.conf=/etc/nftables.conf")
@@ -578,11 +636,19 @@ LISTEN_PENDING=()
 ensure_host() {
     local n=$1 d=$STATE/$1 a p fresh_bus=0
     mkdir -p "$d/log" "$d/ssh" "$d/etc"
+    local release="${FW_RELEASE[$n]:-debian}${FW_IPTABLES[$n]/#1/-iptables}"
+    release=${release%0}
+    if [[ -e $d/firewalld.release && $(<"$d/firewalld.release") != "$release" ]]; then
+        say "$n: firewalld changes to $release: rebuilding the host"
+        destroy_host "$n"
+        rm -rf "${d:?}/etc"
+    fi
     if ((FRESH)) || ! a=$(anchor_pid "$n"); then
         destroy_host "$n"
         ((FRESH)) && rm -rf "${d:?}/etc" "${d:?}/var-lib-vorstream-firewall" "${d:?}/libexec-vorstream-firewall"
         check_pristine
         seed_etc "$n"
+        printf '%s\n' "$release" >"$d/firewalld.release"
         etc_hosts_text >"$d/etc/hosts"
         mkdir -p "$d/run/dbus" "$d/run/sshd" "$d/run/lock"
         chmod 755 "$d/run" "$d/run/dbus" "$d/run/sshd"
@@ -763,6 +829,7 @@ cmd_up() {
         [[ -n ${wanted[$n]:-} ]] || { say "removing stray host $n"; destroy_host "$n"; }
     done
 
+    prepare_releases
     for n in "${HOSTS[@]}"; do ensure_host "$n"; done
     wait_listeners
     wait_firewalld || die "firewalld did not come up (see above)"
