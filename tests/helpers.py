@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +25,6 @@ def run(args, check=False, input=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(a) for a in args], capture_output=True, text=True, env=env(), check=check, input=input, cwd=cwd
     )
-
-
 
 
 def registered_plan(tmp_path, inventory, content="fw", *extra) -> tuple[subprocess.CompletedProcess, Path]:
