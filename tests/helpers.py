@@ -22,10 +22,10 @@ def env() -> dict:
     return e
 
 
-def run(args, check=False, input=None, cwd=None, timeout=None) -> subprocess.CompletedProcess:
+def run(args, check=False, input=None, cwd=None, timeout=None, extra_env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, env=env(), check=check, input=input, cwd=cwd,
-        timeout=timeout,
+        [str(a) for a in args], capture_output=True, text=True, env={**env(), **(extra_env or {})}, check=check,
+        input=input, cwd=cwd, timeout=timeout,
     )
 
 

@@ -4,16 +4,31 @@ and role docs included) and antsibull-changelog (valid fragments, CHANGELOG.rst 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 
 from helpers import ROOT, VENV_BIN, clean_copy, run
 
 
-def test_ansible_lint_production_profile(tmp_path):
+def isolated(tmp_path) -> dict:
+    """The copy's own tree as the only collections path and a throwaway ANSIBLE_HOME: the tools
+    see only the copy, never the checkout (build/collections), and what they install (ansible-lint
+    installs the collection it lints into ANSIBLE_HOME) never lands in ~/.ansible."""
+    return {"ANSIBLE_COLLECTIONS_PATH": str(tmp_path), "ANSIBLE_HOME": str(tmp_path / "ansible-home")}
+
+
+def lint(tmp_path, *args, timeout=600):
     coll = clean_copy(tmp_path)
+    return coll, run(args, cwd=coll, timeout=timeout, extra_env=isolated(tmp_path))
+
+
+def test_ansible_lint_production_profile(tmp_path):
+    installed = Path.home() / ".ansible" / "collections" / "ansible_collections" / "vorstream" / "firewall"
+    was_there = installed.exists()
+    coll, r = lint(tmp_path, VENV_BIN / "ansible-lint", "--profile", "production", "--nocolor")
+    assert installed.exists() == was_there, f"ansible-lint installed the collection in {installed}"
     assert (coll / ".ansible-lint").is_file()
-    r = run([VENV_BIN / "ansible-lint", "--profile", "production", "--nocolor"], cwd=coll, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-6000:]
     assert "Profile 'production' was required, and it passed." in out, out[-3000:]
@@ -23,18 +38,16 @@ def test_ansible_lint_production_profile(tmp_path):
 
 
 def test_antsibull_docs_lint_collection_docs(tmp_path):
-    coll = clean_copy(tmp_path)
-    r = run([VENV_BIN / "antsibull-docs", "lint-collection-docs", "--plugin-docs", "."], cwd=coll, timeout=600)
+    _coll, r = lint(tmp_path, VENV_BIN / "antsibull-docs", "lint-collection-docs", "--plugin-docs", ".")
     assert r.returncode == 0 and r.stdout.strip() == "", r.stdout[-4000:] + r.stderr[-2000:]
 
 
 def test_changelog_fragments_lint_and_the_rst_is_generated(tmp_path):
     released = yaml.safe_load((ROOT / "changelogs" / "changelog.yaml").read_text())["releases"]
     assert released["0.1.0"]["changes"]["release_summary"] and released["0.1.0"]["release_date"]
-    coll = clean_copy(tmp_path)
-    r = run([VENV_BIN / "antsibull-changelog", "lint"], cwd=coll)
+    coll, r = lint(tmp_path, VENV_BIN / "antsibull-changelog", "lint")
     assert r.returncode == 0 and r.stdout.strip() == "", r.stdout + r.stderr
-    r = run([VENV_BIN / "antsibull-changelog", "generate"], cwd=coll)
+    r = run([VENV_BIN / "antsibull-changelog", "generate"], cwd=coll, extra_env=isolated(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
     assert (coll / "CHANGELOG.rst").read_text() == (ROOT / "CHANGELOG.rst").read_text(), (
         "CHANGELOG.rst is not what `antsibull-changelog generate` makes of changelogs/changelog.yaml")
