@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Entra ID benchmark, side by side in one run.
 
 1. Parse the real 4 MB public service-tag file and extract AzureActiveDirectory: vorfw-entra's
@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from labbench import ENV, LAB, LAB_INV, ROOT, timed_playbook
+from labbench import ENV, LAB, LAB_INV, ROOT
 
 FILES = ROOT.parent / "shared" / "data" / "servicetags"
 WEEK_A = FILES / "ServiceTags_Public_20250714.json"
@@ -39,7 +39,7 @@ PORT = json.loads((ROOT / "data" / "port_matrix.json").read_text())["egress"]["i
 
 
 def on(host: str, script: str) -> str:
-    r = subprocess.run([LAB, "exec", host, "bash", "-c", script], capture_output=True, text=True)
+    r = subprocess.run([LAB, "exec", host, "bash", "-c", script], capture_output=True, text=True, check=False)
     if r.returncode != 0:
         sys.exit(f"{host}: {script}\n{r.stdout}\n{r.stderr}")
     return r.stdout
@@ -54,14 +54,15 @@ def timed_on(host: str, script: str) -> float:
 
 def parse_bench() -> tuple[float, float]:
     r = subprocess.run(["cargo", "run", "-q", "--release", "-p", "vorfw-entra", "--example", "parse_bench",
-                        str(WEEK_A), "--iterations", str(ITER)], cwd=ROOT / "rust", capture_output=True, text=True)
+                        str(WEEK_A), "--iterations", str(ITER)], cwd=ROOT / "rust", capture_output=True, text=True,
+                       check=False)
     if r.returncode != 0:
         sys.exit(r.stderr)
     m = re.search(r"best\s+([\d.]+)\s*ms", r.stdout)
     if not m:
         sys.exit(f"parse_bench printed no 'best N ms':\n{r.stdout}")
     ours = float(m.group(1)) / 1000
-    jq = min(_timed(["bash", "-c", f"{JQ} {WEEK_A} >/dev/null"]) for _ in range(ITER))
+    jq = min(_timed(["bash", "-c", f"{JQ} {WEEK_A} >/dev/null"]) for _i in range(ITER))
     return ours, jq
 
 
@@ -73,13 +74,13 @@ def discovery_bench(links: int = 40_000) -> tuple[float, float, float]:
         f"ServiceTags_Public_{i}.json</a>\n" for i in range(links)))
     r = subprocess.run(["cargo", "run", "-q", "--release", "-p", "vorfw-entra", "--example", "parse_bench", "--",
                         "--discovery-page", str(page), "--iterations", str(ITER)], cwd=ROOT / "rust",
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     m = re.search(r"best\s+([\d.]+)\s*ms", r.stdout)
     if r.returncode != 0 or not m:
         sys.exit(f"discovery bench failed:\n{r.stdout}{r.stderr}")
     grep = ("grep -oE 'https://download\\.microsoft\\.com/download/[^\"]*ServiceTags_Public_[0-9]{8}\\.json' "
             f"{page} | sort -u -t_ -k3 | tail -1")
-    by_hand = min(_timed(["bash", "-c", grep + " >/dev/null"]) for _ in range(ITER))
+    by_hand = min(_timed(["bash", "-c", grep + " >/dev/null"]) for _i in range(ITER))
     return float(m.group(1)) / 1000, by_hand, page.stat().st_size
 
 
@@ -95,7 +96,8 @@ MANUAL = {
         firewall-cmd -q --permanent --ipset=vorfw-entra-4 --remove-entries-from-file=/tmp/entra4.old 2>/dev/null;
         firewall-cmd -q --permanent --ipset=vorfw-entra-4 --add-entries-from-file=/tmp/entra4.txt;
         firewall-cmd -q --reload; cp /tmp/entra4.txt /tmp/entra4.old""",
-    "nftables": f"""{{ echo 'flush set inet vorstream entra-4'; echo "add element inet vorstream entra-4 {{ $({JQ} {{f}} | grep -v : | paste -sd,) }}"; }} | nft -f -""",
+    "nftables": (f"""{{ echo 'flush set inet vorstream entra-4'; """
+                 f"""echo "add element inet vorstream entra-4 {{ $({JQ} {{f}} | grep -v : | paste -sd,) }}"; }} | nft -f -"""),
     "ufw": f"""for p in $({JQ} {{f}} | grep -v :); do ufw allow out proto tcp to $p port {PORT} >/dev/null; done""",
 }
 
@@ -116,7 +118,8 @@ def main() -> None:
 
     subprocess.run([LAB, "up", "--fresh"], check=True, capture_output=True)
     r = subprocess.run(["ansible-playbook", "-i", LAB_INV, "-i", ROOT / "tests" / "lab" / "demo.yml",
-                        "-l", ",".join(HOSTS), ROOT / "playbooks" / "site.yml"], env=ENV, capture_output=True, text=True)
+                        "-l", ",".join(HOSTS), ROOT / "playbooks" / "site.yml"], env=ENV, capture_output=True, text=True,
+                       check=False)
     if r.returncode != 0:
         sys.exit(f"site.yml failed:\n{r.stdout[-3000:]}")
     print(f"\nrefresh + atomic apply on a lab host (real weekly files; {len(HOSTS)} hosts converged by site.yml):")

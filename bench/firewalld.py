@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """firewalld benchmark on the namespace lab, measured side by side in one run.
 
 The same per-host rules (every inbound flow of `vorfw plan` for the lab) applied
@@ -53,7 +53,7 @@ def firewalld_hosts() -> list[str]:
 
 
 def main() -> int:
-    if subprocess.run(["ansible-doc", "ansible.posix.firewalld"], env=ENV, capture_output=True).returncode != 0:
+    if subprocess.run(["ansible-doc", "ansible.posix.firewalld"], env=ENV, capture_output=True, check=False).returncode != 0:
         sys.exit("ansible.posix is missing: pip install -r bench/requirements.txt into .venv (make bench does)")
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -83,7 +83,7 @@ def main() -> int:
         sh(LAB, "up", "--fresh", capture_output=True)
         ours_first = timed_playbook("-i", INV, "-i", settings, "-l", limit, ROOT / "playbooks" / "site.yml", "-e", "entra_egress_enabled=false")
         ours_rerun = timed_playbook("-i", INV, "-i", settings, "-l", limit, ROOT / "playbooks" / "site.yml", "-e", "entra_egress_enabled=false")
-        ping = min(timed_playbook("-i", INV, "-l", limit, d / "ping.yml") for _ in range(2))
+        ping = min(timed_playbook("-i", INV, "-l", limit, d / "ping.yml") for _i in range(2))
 
     print(f"{'':34} {'first converge':>15} {'re-run':>10}")
     print(f"{'ansible.posix.firewalld loop':34} {posix_first:14.1f}s {posix_rerun:9.1f}s")

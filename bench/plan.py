@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Planning benchmark: 10,000 hosts spread over VOR Stream's groups.
 
 Measured side by side in one run, each the median of several runs:
@@ -34,11 +34,14 @@ FIXED = {"consul": 5, "super": 2, "django": 2, "web": 2, "rabbitmq": 3, "vault":
 
 def inventory(n: int) -> str:
     lines, i = [], 0
-    addr = lambda i: f"10.{100 + i // 65536}.{(i // 256) % 256}.{i % 256}"
+
+    def addr(i):
+        return f"10.{100 + i // 65536}.{(i // 256) % 256}.{i % 256}"
+
     groups: dict[str, list[str]] = {g: [] for g in FIXED}
     groups["compute"] = []
     for g, k in FIXED.items():
-        for _ in range(k):
+        for _i in range(k):
             groups[g].append(f"{g}{i} ansible_host={addr(i)}")
             i += 1
     while i < n:
@@ -59,7 +62,7 @@ def inventory(n: int) -> str:
 
 def timed(cmd, runs=RUNS, stdout=subprocess.DEVNULL):
     times = []
-    for _ in range(runs):
+    for _run in range(runs):
         t = time.perf_counter()
         subprocess.run(cmd, check=True, env=ENV, stdout=stdout)
         times.append(time.perf_counter() - t)
@@ -71,7 +74,7 @@ def measured(cmd, out_path):
     t = time.perf_counter()
     with open(out_path, "wb") as f:
         p = subprocess.Popen([str(c) for c in cmd], env=ENV, stdout=f)
-        _, status, usage = os.wait4(p.pid, 0)
+        _pid, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     if status != 0:
         raise SystemExit(f"{cmd} failed ({status})")
@@ -84,7 +87,7 @@ def contract(d: Path) -> bool:
         ini = d / f"inv{n}.ini"
         ini.write_text(inventory(n))
         js = d / f"inv{n}.json"
-        t_ai, _, _ = measured(["ansible-inventory", "-i", ini, "--list"], js)
+        t_ai, _rss, _size = measured(["ansible-inventory", "-i", ini, "--list"], js)
         t, rss, size = measured([VORFW, "plan", "--inventory", js, "--format", "json"], d / "plan.json")
         print(f"{n:6d} hosts: plan --format json {size / 1e6:8.2f} MB {t * 1000:7.0f} ms  peak RSS {rss:6.0f} MB"
               f"  | ansible-inventory --list {t_ai * 1000:6.0f} ms  ratio {t / t_ai:5.2f}x")

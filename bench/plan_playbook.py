@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The path operators take: the `plan` task of the host_firewall role inside ansible-playbook.
 
 For generated inventories of 1,000, 3,000 and 10,000 hosts (BENCH_PLAYBOOK_HOSTS), side by side
@@ -68,7 +68,7 @@ def run(cmd) -> tuple[float, float]:
     """Wall time and the peak RSS (MB) of the largest process of the command's tree."""
     t = time.perf_counter()
     p = subprocess.Popen([str(c) for c in cmd], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
+    _pid, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     if status != 0:
         raise SystemExit(f"{cmd} failed ({status}): {p.stderr.read().decode()[-2000:]}")
@@ -91,7 +91,7 @@ def main() -> int:
             hosts = [l.split()[0] for l in ini.read_text().splitlines() if " ansible_host=" in l]
             limit = ":".join(hosts[:12])
             js = d / f"inv{n}.json"
-            t_ai, rss_ai, _ = measured(["ansible-inventory", "-i", ini, "--list"], js)
+            t_ai, rss_ai, _size = measured(["ansible-inventory", "-i", ini, "--list"], js)
             t_bare, rss_bare = run(["ansible-playbook", "-i", ini, bare, "-l", limit])
             t_plan, rss_plan = run(["ansible-playbook", "-i", ini, plan, "-l", limit])
             run(["ansible-playbook", "-i", ini, saving, "-l", limit])

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Scale benchmark: a 500-host inventory (every host a Consul client, so every host admits
 Serf LAN from 500 peers) applied to one ufw host and one nftables host of the lab.
 
@@ -70,8 +70,8 @@ def on(host, cmd):
 
 def main() -> int:
     hosts = lab_hosts()
-    ufw_host = next(h for h, (_, b) in hosts.items() if b == "ufw")
-    nft_host = next(h for h, (_, b) in hosts.items() if b == "nftables")
+    ufw_host = next(h for h, (_addr, b) in hosts.items() if b == "ufw")
+    nft_host = next(h for h, (_addr, b) in hosts.items() if b == "nftables")
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         inv = d / "scale.ini"

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,12 +22,31 @@ def env() -> dict:
     return e
 
 
-def run(args, check=False, input=None, cwd=None) -> subprocess.CompletedProcess:
+def run(args, check=False, input=None, cwd=None, timeout=None, extra_env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, env=env(), check=check, input=input, cwd=cwd
+        [str(a) for a in args], capture_output=True, text=True, env={**env(), **(extra_env or {})}, check=check,
+        input=input, cwd=cwd, timeout=timeout,
     )
 
 
+def clean_copy(dest: Path) -> Path:
+    """The collection as a fresh clone has it (the files git tracks, plus new files .gitignore
+    does not exclude, so that uncommitted work is checked too; never rust/target, .venv, build
+    or bin), copied to dest/ansible_collections/vorstream/firewall, where ansible-test and
+    ansible-lint want a collection. Returns that directory."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode()
+    coll = dest / "ansible_collections" / "vorstream" / "firewall"
+    copied = 0
+    for rel in filter(None, listed.split("\0")):
+        src, dst = ROOT / rel, coll / rel
+        if src.is_symlink() or not src.is_file():
+            continue  # deleted in the work tree, or a link to outside (.venv)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)  # with its mode: the shebang test reads execute bits
+        copied += 1
+    assert copied > 100 and (coll / "galaxy.yml").is_file(), f"only {copied} files listed by git"
+    return coll
 
 
 def registered_plan(tmp_path, inventory, content="fw", *extra) -> tuple[subprocess.CompletedProcess, Path]:

@@ -106,6 +106,7 @@ def addresses(name, hv):
 def expected_flows(inv: dict, seed: dict | None = None) -> set:
     seed = seed or parse_seed()
     hv = inv.get("_meta", {}).get("hostvars", {})
+
     # groups, children resolved
     def members(g, seen=None):
         seen = seen or set()

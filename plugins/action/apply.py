@@ -115,7 +115,7 @@ class ActionModule(BinaryModuleAction):
         until = deadline + AFTER_DEADLINE
         while state is None and time.monotonic() < until:
             time.sleep(RETRY)
-            res, _ = self._settle("confirm_status", token, task_vars)
+            res, _why = self._settle("confirm_status", token, task_vars)
             if res is not None and not res.get("failed") and res.get("state") != "pending":
                 state = res
         msg = "host %s: commit-confirm: no new connection confirmed the change within %d s" % (host, timeout)

@@ -60,7 +60,7 @@ description:
   - When the plan's C(lockout_guard) is true (C(host_firewall_management_sources) unset),
     SSH stays open from the controller's address as the host sees it.
 author:
-  - vorstream.firewall contributors
+  - vorstream.firewall contributors (!UNKNOWN)
 options:
   plan:
     description:
@@ -115,9 +115,13 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Nothing is written; C(changes) lists exactly what would be done.
   diff_mode:
     support: full
+    description: The owned firewall objects before and after, one per line (in check mode, as they would be).
   platform:
+    support: full
+    description: Target OS/families that can be operated against.
     platforms: posix
 notes:
   - Needs root (D-Bus access to firewalld); use C(become=true).

@@ -12,7 +12,7 @@ module: entra_refresh
 short_description: Refresh the Microsoft Entra ID egress allow-list on a host and apply it
 version_added: "0.1.0"
 description:
-  - Runs the refresher installed by the M(vorstream.firewall.entra_egress) role
+  - Runs the refresher installed by the C(vorstream.firewall.entra_egress) role
     (C(vorfw-entra apply)) on the host. It gets Microsoft's "Azure IP Ranges and Service Tags"
     file (discovered on the download page, an explicit or mirror URL, or a local file), validates
     it (cloud, tags, CIDRs, non-empty, and plausibility limits - no prefix wider than a /16 or
@@ -27,7 +27,7 @@ description:
   - In check mode nothing is written; the result and C(--diff) show the prefixes that would be
     added and removed and what would change in the firewall.
 author:
-  - vorstream.firewall contributors
+  - vorstream.firewall contributors (!UNKNOWN)
 options:
   binary:
     description: Path of the installed refresher on the host.
@@ -45,9 +45,13 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Nothing is written; the result shows the prefixes that would be added and removed.
   diff_mode:
     support: full
+    description: The prefixes added and removed, and what changes in the firewall (in check mode, what would).
   platform:
+    support: full
+    description: Target OS/families that can be operated against.
     platforms: posix
 notes:
   - Needs root to change the firewall; use C(become=true).

@@ -24,7 +24,7 @@ description:
   - Host addresses come from C(host_firewall_address), else C(ansible_host) when it is an IP
     literal, else the name resolved by the controller's resolver.
 author:
-  - vorstream.firewall contributors
+  - vorstream.firewall contributors (!UNKNOWN)
 options:
   inventory:
     description:
@@ -63,7 +63,10 @@ attributes:
     description: The module never changes anything.
   diff_mode:
     support: none
+    description: The module changes nothing, so there is nothing to show as a diff.
   platform:
+    support: full
+    description: Target OS/families that can be operated against.
     platforms: posix
 notes:
   - Variables read per host - C(host_firewall_database), C(host_firewall_vault_dynamic_secrets),

@@ -32,7 +32,7 @@ description:
   - Probes run concurrently (O(concurrency) at a time), so a full matrix takes about
     O(timeout_ms) times the number of rounds, not the number of probes.
 author:
-  - vorstream.firewall contributors
+  - vorstream.firewall contributors (!UNKNOWN)
 options:
   probes:
     description:
@@ -95,7 +95,10 @@ attributes:
     description: Probing is read-only; the module probes in check mode too.
   diff_mode:
     support: none
+    description: The module changes nothing, so there is nothing to show as a diff.
   platform:
+    support: full
+    description: Target OS/families that can be operated against.
     platforms: posix
 notes:
   - Every argument is validated before any packet is sent. A bad probe fails the task with a

@@ -27,7 +27,7 @@ def tcp_listener():
     def serve():
         while not stop.is_set():
             try:
-                conn, _ = srv.accept()
+                conn, _peer = srv.accept()
                 conn.close()
             except OSError:
                 continue
@@ -189,7 +189,7 @@ def test_bad_arguments_fail_clearly(tmp_path):
     }
     tasks = "".join(
         f"\n    - vorstream.firewall.verify: {json.dumps(args)}\n      register: r_{name}\n      ignore_errors: true\n"
-        for name, (args, _) in cases.items()
+        for name, (args, _want) in cases.items()
     )
     out = tmp_path / "res.json"
     names = ", ".join(f"'{n}': r_{n}" for n in cases)
@@ -197,7 +197,7 @@ def test_bad_arguments_fail_clearly(tmp_path):
     r = playbook(tmp_path, tasks)
     assert r.returncode == 0, r.stdout + r.stderr
     got = json.loads(out.read_text())
-    for name, (_, want) in cases.items():
+    for name, (_args, want) in cases.items():
         assert got[name]["failed"] is True, name
         assert want in got[name]["msg"], (name, got[name]["msg"])
         assert "results" not in got[name], name  # nothing was probed

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from helpers import ROOT
 from oracle import SEED, parse_seed
@@ -58,8 +57,11 @@ def test_conditions_follow_the_seed_text():
 def test_row_ids_are_unique_and_stable_slugs():
     ids = [r["id"] for r in MATRIX["internal"] + MATRIX["external"]] + [MATRIX["management"]["id"]]
     assert len(ids) == len(set(ids))
+
+    def slug(s):
+        return s.lower().replace(" ", "-")
+
     for r in MATRIX["internal"]:
-        slug = lambda s: s.lower().replace(" ", "-")
         assert r["id"] == f"{slug(r['service'])}-{r['port']}-from-{slug(r['source'])}"
 
 

@@ -272,17 +272,20 @@ BAD = [
     ({"host_firewall_vault_dynamic_secrets": ["mongodb"]}, "host_firewall_vault_dynamic_secrets: invalid value 'mongodb'"),
     ({"host_firewall_admin_sources": ["10.0.0.0/33"]}, "host web1: host_firewall_admin_sources: malformed CIDR '10.0.0.0/33'"),
     ({"host_firewall_management_sources": "not-a-cidr"}, "host_firewall_management_sources: malformed CIDR 'not-a-cidr'"),
-    ({"host_firewall_extra_rules": [{"id": "x", "group": "web", "port": 70000, "source_group": "web"}]}, "host web1: host_firewall_extra_rules[0] (id x): port 70000 is out of range 1-65535"),
+    ({"host_firewall_extra_rules": [{"id": "x", "group": "web", "port": 70000, "source_group": "web"}]},
+     "host web1: host_firewall_extra_rules[0] (id x): port 70000 is out of range 1-65535"),
     ({"host_firewall_extra_rules": [{"id": "x", "service": "Nginx", "port": 80, "source_group": "web"}]}, "service/group names unknown service 'Nginx'"),
-    ({"host_firewall_extra_rules": [{"id": "x", "group": "web", "port": 80, "source_group": "proxies"}]}, "source names group 'proxies', which is not in the inventory"),
-    ({"host_firewall_extra_rules": [{"id": "x", "group": "nosuch", "port": 80, "sources": ["10.0.0.0/8"]}]}, "service/group names group 'nosuch', which is not in the inventory"),
+    ({"host_firewall_extra_rules": [{"id": "x", "group": "web", "port": 80, "source_group": "proxies"}]},
+     "source names group 'proxies', which is not in the inventory"),
+    ({"host_firewall_extra_rules": [{"id": "x", "group": "nosuch", "port": 80, "sources": ["10.0.0.0/8"]}]},
+     "service/group names group 'nosuch', which is not in the inventory"),
     ({"host_firewall_disabled_rules": ["no-such-row"]}, "host web1: host_firewall_disabled_rules: unknown rule id 'no-such-row'"),
     ({"host_firewall_admin_source": ["10.0.0.0/8"]}, "host web1: unknown variable host_firewall_admin_source (did you mean host_firewall_admin_sources?)"),
     ({"host_firewall_backend": "iptables"}, "host_firewall_backend: invalid value 'iptables'"),
 ]
 
 
-@pytest.mark.parametrize("hostvars,message", BAD, ids=[m[:40] for _, m in BAD])
+@pytest.mark.parametrize("hostvars,message", BAD, ids=[m[:40] for _vars, m in BAD])
 def test_bad_input_names_the_fault(vorfw, tmp_path, hostvars, message):
     inv = {"all": {"children": {"web": {"hosts": {"web1": dict(ansible_host="10.50.0.1", **hostvars)}}}}}
     (tmp_path / "inv.yml").write_text(json.dumps(inv))
@@ -294,7 +297,9 @@ def test_bad_input_names_the_fault(vorfw, tmp_path, hostvars, message):
 
 
 def test_one_extra_rule_id_means_one_rule_fleet_wide(vorfw, tmp_path):
-    rule = lambda port: [{"id": "app", "group": "web", "port": port, "source_group": "django", "purpose": "App"}]
+    def rule(port):
+        return [{"id": "app", "group": "web", "port": port, "source_group": "django", "purpose": "App"}]
+
     inv = {"all": {"children": {
         "web": {"hosts": {"web1": {"ansible_host": "10.50.0.1", "host_firewall_extra_rules": rule(9001)},
                           "web2": {"ansible_host": "10.50.0.2", "host_firewall_extra_rules": rule(9002)}}},

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Independent prober, run inside a lab host's namespaces: stdlib sockets only, nothing of the
 collection. Reads [[dst, port, proto], ...] as JSON on stdin, prints [[dst, port, proto, verdict]]
 where verdict is "open", "closed" (RST / ICMP port unreachable: reachable) or "filtered"."""
@@ -30,7 +30,7 @@ def probe(t):
     s.settimeout(TIMEOUT / 2)
     try:
         s.connect((dst, port))
-        for _ in range(2):
+        for _try in range(2):
             s.send(b"probe\n")
             try:
                 s.recv(512)

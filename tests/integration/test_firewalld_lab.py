@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, run
+from helpers import run
 from labkit import BACKENDS, DEMO, HOSTS, INVENTORY, lab, on, playbook, recap, snapshot
 from oracle import addresses, expected_flows, parse_seed
 
@@ -91,7 +91,7 @@ def test_independent_probe_agrees_with_the_seed():
         if allowed != seed_allows(dst, proto, port, src)
     )
     assert not wrong, "\n".join(wrong[:40])
-    assert sum(1 for *_, allowed in got if allowed) > 500
+    assert sum(1 for *_probe, allowed in got if allowed) > 500
 
 
 def test_second_run_changes_nothing():
@@ -157,8 +157,13 @@ def test_host_moved_out_of_a_group_loses_exactly_its_flows(tmp_path, vorfw):
     text = INVENTORY.read_text()
     moved.write_text(re.sub(r"(\[compute\]\n)compute1\ncompute2\n", r"\1compute1\n", text))
     assert moved.read_text() != text
-    flows = lambda inv: set(run([vorfw, "plan", "-i", inv, "-i", DEMO], check=True).stdout.splitlines())
-    cut = lambda lines: {tuple(l.split("\t")[:5]) for l in lines}
+
+    def flows(inv):
+        return set(run([vorfw, "plan", "-i", inv, "-i", DEMO], check=True).stdout.splitlines())
+
+    def cut(lines):
+        return {tuple(l.split("\t")[:5]) for l in lines}
+
     old, new = cut(flows(INVENTORY)), cut(flows(moved))
     assert new < old
     c2 = {"10.231.0.32/32", "fd00:231::32/128"}
@@ -199,7 +204,8 @@ def test_lockout_guard_keeps_the_controller_in(tmp_path):
     r = ok(playbook("site.yml", inventories=(INVENTORY, strict)))  # the controller still gets in
     assert all(v["changed"] == 0 for v in recap(r.stdout).values())
     assert "vorfw-ctl-4" in on("django1", "firewall-cmd --list-rich-rules")
-    blocked = on("consul1", "python3 -c \"import socket; s=socket.socket(); s.settimeout(2)\ntry:\n s.connect(('10.231.0.22', 22)); print('open')\nexcept OSError: print('blocked')\"")
+    blocked = on("consul1", "python3 -c \"import socket; s=socket.socket(); s.settimeout(2)\n"
+                            "try:\n s.connect(('10.231.0.22', 22)); print('open')\nexcept OSError: print('blocked')\"")
     assert blocked.strip() == "blocked"
     ok(playbook("site.yml"))  # back to the demo settings
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from labkit import BACKENDS, HOSTS, lab, on, playbook, recap, snapshot
+from labkit import BACKENDS, HOSTS, on, playbook, recap, snapshot
 
 pytestmark = pytest.mark.usefixtures("lab_up")
 

@@ -29,7 +29,7 @@ EXTRA = json.dumps({"host_firewall_extra_rules": [{"id": "confirm-4445", "group"
 
 def watchdogs() -> list[str]:
     """Watchdog processes anywhere on the machine (the lab's hosts share its PID namespace)."""
-    r = subprocess.run(["pgrep", "-af", "--", "--vorfw-watchdog"], capture_output=True, text=True)
+    r = subprocess.run(["pgrep", "-af", "--", "--vorfw-watchdog"], capture_output=True, text=True, check=False)
     return r.stdout.splitlines()
 
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Port listeners for one VOR Stream lab host (stdlib only, one process).
 
 Every lab host runs one instance of this script inside its own network and
@@ -143,7 +143,7 @@ async def main(args):
             except OSError as exc:
                 failed.append(f"udp/{port}/{fam.name}: {exc.strerror}")
                 continue
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, _protocol = await loop.create_datagram_endpoint(
                 lambda b=banner, p=port: UdpResponder(b, log, p), sock=sock)
             transports.append(transport)
             bound.append(f"udp/{port}/{'v6' if fam == socket.AF_INET6 else 'v4'}")

@@ -6,11 +6,14 @@
 # of the outgoing policy goes to $STATE too (VORFW_UFW_OUTPUT_RECORD), not /etc.
 #
 # Needs root. Run from anywhere:  sh rust/crates/ufw/tests/netns-integration.sh
+
+# The policies ($POLICY, $BIG, $EGRESS, ...) are lists of arguments: split on purpose.
+# shellcheck disable=SC2086
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 RUST=$(cd "$HERE/../../.." && pwd)
 SANDBOX="$HERE/sandbox.sh"
-export STATE=${STATE:-/tmp/ufwt-integration}
+export STATE="${STATE:-/tmp/ufwt-integration}"
 export VORFW_UFW_OUTPUT_RECORD="$STATE/vorstream-firewall/ufw-output-policy"
 
 say() { printf '\n== %s\n' "$*"; }
@@ -137,7 +140,7 @@ for port in 9002 9000; do
     "$SANDBOX" peer python3 "$STATE/session.py" $port "$STATE/session$port" &
 done
 for _ in $(seq 1 20); do grep -q up "$STATE/session9002" && grep -q up "$STATE/session9000" && break; sleep 0.2; done
-grep -q up "$STATE/session9002" && grep -q up "$STATE/session9000" || fail "sessions did not start"
+{ grep -q up "$STATE/session9002" && grep -q up "$STATE/session9000"; } || fail "sessions did not start"
 session() { # session PORT: let the session talk, print its verdict
     echo check >"$STATE/session.tmp" && mv "$STATE/session.tmp" "$STATE/session$1"
     for _ in $(seq 1 50); do grep -qE "survived|cut" "$STATE/session$1" && break; sleep 0.1; done

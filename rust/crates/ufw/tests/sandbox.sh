@@ -38,7 +38,7 @@ up() {
     ip -n $A addr add fd39::1/64 dev ufwt-va nodad
     ip -n $B addr add fd39::2/64 dev ufwt-vb nodad
     for ns in $A $B; do
-        ip -n $ns link set lo up
+        ip -n "$ns" link set lo up
     done
     ip -n $A link set ufwt-va up
     ip -n $B link set ufwt-vb up
@@ -48,14 +48,16 @@ down() {
     for ns in $A $B; do
         if ip netns list | grep -qw "^$ns"; then
             # Kill what is still running in our namespaces (servers of a test), by pid.
-            for pid in $(ip netns pids $ns); do kill "$pid" 2>/dev/null || true; done
-            ip netns del $ns
+            for pid in $(ip netns pids "$ns"); do kill "$pid" 2>/dev/null || true; done
+            ip netns del "$ns"
         fi
     done
     rm -rf "$STATE"
 }
 
 run() {
+    # The inner script's $0 and $@ are its own arguments: single quotes on purpose.
+    # shellcheck disable=SC2016
     exec ip netns exec $A unshare --mount --propagation private sh -c '
         set -e
         mount --bind "$0/etc-ufw" /etc/ufw
