@@ -12,7 +12,9 @@
 #
 # 0.9 imports python-slip, which Debian 12 does not package: a stand-in for the few calls it
 # makes (a service object, the system bus; polkit checks are no-ops, only root calls the lab's
-# private buses) is installed into that prefix's site-packages, nowhere else.
+# private buses) is installed inside that release's firewall package (firewall/_vorlab/slip,
+# put on sys.path by two lines appended to firewall/__init__.py), so that binding the one
+# directory firewall/ over Debian's makes a host run the release.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,7 +33,12 @@ site_packages() {                  # prefix: where its python package went
     dirname "$d"
 }
 
-install_slip() {                   # site-packages
+install_slip() {                   # the release's firewall/ package
+    cat >>"$1/__init__.py" <<'EOF'
+import os as _os, sys as _sys  # vorlab: python-slip stand-in (tests/lab/firewalld-build.sh)
+_sys.path.append(_os.path.join(_os.path.dirname(__file__), "_vorlab"))
+EOF
+    set -- "$1/_vorlab"
     mkdir -p "$1/slip/dbus"
     printf '"""Stand-in for python-slip (not packaged on Debian 12) for firewalld 0.9 in the lab."""\n' >"$1/slip/__init__.py"
     cat >"$1/slip/dbus/__init__.py" <<'EOF'
@@ -76,7 +83,7 @@ EOF
 build() {                          # version
     local v=$1 tarball prefix sum tmp src site
     tarball=$SOURCES/firewalld-$v.tar.gz
-    [[ -f $tarball ]] || die "no source for firewalld $v: $tarball (releases here: $(cd "$SOURCES" 2>/dev/null && ls firewalld-*.tar.gz 2>/dev/null | sed 's/firewalld-//; s/\.tar\.gz//' | tr '\n' ' '))"
+    [[ -f $tarball ]] || die "no source for firewalld $v: $tarball (releases here: $(find "$SOURCES" -maxdepth 1 -name 'firewalld-*.tar.gz' -printf '%f ' 2>/dev/null | sed 's/firewalld-//g; s/\.tar\.gz//g'))"
     prefix=$(prefix_of "$v")
     sum=$(sha256sum "$tarball" | cut -d' ' -f1)
     if [[ -f $prefix/.vorlab-stamp && $(cat "$prefix/.vorlab-stamp") == "$sum" ]]; then
@@ -111,7 +118,7 @@ build() {                          # version
         make -s install DESTDIR="$tmp/root" >"$tmp/install.log" 2>&1 || { tail -20 "$tmp/install.log" >&2; exit 1; }
     ) || die "building firewalld $v failed (above: the last lines of its log)"
     site=$(site_packages "$tmp/root$prefix") || die "firewalld $v installed no python package"
-    [[ $v == 0.* ]] && install_slip "$site"
+    [[ $v == 0.* ]] && install_slip "$site/firewall"
     printf '%s\n' "$sum" >"$tmp/root$prefix/.vorlab-stamp"
     rm -rf "$prefix.old"
     [[ -e $prefix ]] && mv "$prefix" "$prefix.old"

@@ -498,29 +498,18 @@ destroy_host() {
 }
 
 # firewalld releases named in the host table: built once per machine (firewalld-build.sh,
-# idempotent), each with a view of Debian's python dist-packages in which firewall/ (and
-# 0.9's slip stand-in) are the release's own.
+# idempotent).
 PY_DIST=/usr/lib/python3/dist-packages
 release_prefix() { "$LAB_DIR/firewalld-build.sh" --prefix "$1"; }
 prepare_releases() {
-    local n r site view e
-    local -A done_=()
+    local n r
+    local -A built=()
     for n in "${HOSTS[@]}"; do
         r=${FW_RELEASE[$n]}
-        [[ -n $r && -z ${done_[$r]:-} ]] || continue
-        done_[$r]=1
+        [[ -n $r && -z ${built[$r]:-} ]] || continue
+        built[$r]=1
+        [[ -d $PY_DIST/firewall ]] || die "$n: firewalld $r replaces Debian's, which is not installed ($PY_DIST/firewall)"
         "$LAB_DIR/firewalld-build.sh" "$r" >/dev/null || die "firewalld $r: build failed"
-        site=$("$LAB_DIR/firewalld-build.sh" --site-packages "$r")
-        view=$STATE/firewalld-$r/dist-packages
-        rm -rf "$view.new" && mkdir -p "$view.new"
-        for e in "$PY_DIST"/* "$PY_DIST"/.[!.]*; do
-            [[ -e $e && $(basename "$e") != firewall ]] && ln -s "$e" "$view.new/"
-        done
-        for e in "$site"/*; do
-            [[ $(basename "$e") == firewall || $(basename "$e") == slip ]] && ln -sfn "$e" "$view.new/"
-        done
-        rm -rf "$view.old"; [[ -e $view ]] && mv "$view" "$view.old"
-        mv "$view.new" "$view"; rm -rf "$view.old"
     done
     return 0
 }
@@ -587,12 +576,13 @@ start_anchor() {
     [[ -d /etc/firewalld && -d $e/firewalld ]] && binds+=("$e/firewalld=/etc/firewalld")
     if [[ -n ${FW_RELEASE[$n]} ]]; then
         # The release replaces Debian's firewalld in this host: daemon, clients, defaults and
-        # python package (a view of dist-packages with the release's firewall/ in it).
+        # its python package.
         local r=${FW_RELEASE[$n]} pre
         pre=$(release_prefix "$r")
         binds+=("$pre/sbin/firewalld=/usr/sbin/firewalld" "$pre/bin/firewall-cmd=/usr/bin/firewall-cmd"
             "$pre/bin/firewall-offline-cmd=/usr/bin/firewall-offline-cmd"
-            "$pre/lib/firewalld=/usr/lib/firewalld" "$STATE/firewalld-$r/dist-packages=$PY_DIST")
+            "$pre/lib/firewalld=/usr/lib/firewalld"
+            "$("$LAB_DIR/firewalld-build.sh" --site-packages "$r")/firewall=$PY_DIST/firewall")
     fi
     [[ -d /etc/ufw && -d $e/ufw ]] && binds+=("$e/ufw=/etc/ufw")
     [[ -f /etc/default/ufw && -f $e/default/ufw ]] && binds+=("$e/default/ufw=/etc/default/ufw")
@@ -705,8 +695,10 @@ ensure_host() {
         fi
         if ! daemon_pid "$n" firewalld.pid "$a" >/dev/null; then
             rm -f "$d/run/firewalld.pid"
+            local logto=(--log-target file)       # not before 1.0: there the log file is all
+            [[ -n ${FW_RELEASE[$n]} ]] && ! grep -q -- --log-target "$(release_prefix "${FW_RELEASE[$n]}")/sbin/firewalld" && logto=()
             spawn "$n" "$a" firewalld.pid firewalld /usr/sbin/firewalld --nofork --nopid \
-                --log-target file --log-file "$d/log/firewalld.log"
+                "${logto[@]}" --log-file "$d/log/firewalld.log"
         fi
         FW_PENDING+=("$n")
     elif p=$(daemon_pid "$n" firewalld.pid "$a"); then
