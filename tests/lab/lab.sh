@@ -626,8 +626,8 @@ LISTEN_PENDING=()
 ensure_host() {
     local n=$1 d=$STATE/$1 a p fresh_bus=0
     mkdir -p "$d/log" "$d/ssh" "$d/etc"
-    local release="${FW_RELEASE[$n]:-debian}${FW_IPTABLES[$n]/#1/-iptables}"
-    release=${release%0}
+    local release=${FW_RELEASE[$n]:-debian}
+    ((FW_IPTABLES[$n])) && release+=-iptables
     if [[ -e $d/firewalld.release && $(<"$d/firewalld.release") != "$release" ]]; then
         say "$n: firewalld changes to $release: rebuilding the host"
         destroy_host "$n"
