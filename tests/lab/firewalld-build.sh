@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build upstream firewalld releases from the vendored sources, once per machine, each into its
 # own prefix in a cache outside the repository (the lab runs them per host: tests/lab/lab.sh).
 #
