@@ -33,17 +33,17 @@ set -euo pipefail
 # ---------------------------------------------------------------------------
 LAB_HOSTS='
 consul1   11  consul,consul_ui  firewalld
-consul2   12  consul            firewalld
+consul2   12  consul            firewalld-0.9.11
 consul3   13  consul            nftables
-super1    21  super             firewalld
+super1    21  super             firewalld-0.9.11-iptables
 django1   22  django            firewalld
 web1      23  web               firewalld
 sdk1      24  sdk               ufw
 compute1  31  compute           ufw
-compute2  32  compute           firewalld
-rabbit1   41  rabbitmq          firewalld
+compute2  32  compute           firewalld-1.3.4
+rabbit1   41  rabbitmq          firewalld-2.1.1
 vault1    42  vault             nftables
-pg1       43  postgres          firewalld
+pg1       43  postgres          firewalld-2.5.0
 '
 
 # Ports the listeners serve (sshd owns 22).  18080 is allowed by no rule: it
