@@ -15,6 +15,16 @@ HOSTS = [l.split()[0] for l in _LAB_LINES]
 BACKENDS = {l.split()[0]: re.search(r"lab_backend=(\w+)", l).group(1) for l in _LAB_LINES}
 
 
+def _release(line: str) -> str:
+    m = re.search(r"\blab_firewalld=(\S+)", line)
+    return (m.group(1) if m else "debian") + ("-iptables" if "lab_firewalld_backend=iptables" in line else "")
+
+
+# Each firewalld host's release: an upstream one the lab built ("0.9.11", "0.9.11-iptables" on
+# its iptables backend) or "debian" (the distribution's package).
+RELEASES = {l.split()[0]: _release(l) for l in _LAB_LINES if BACKENDS[l.split()[0]] == "firewalld"}
+
+
 def lab(*args, check=True, input=None) -> subprocess.CompletedProcess:
     r = subprocess.run([str(LAB), *args], capture_output=True, text=True, input=input, check=False)
     if check and r.returncode != 0:

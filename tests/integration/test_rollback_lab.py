@@ -12,12 +12,13 @@ import pytest
 import yaml
 
 from helpers import ROOT
-from labkit import BACKENDS, DEMO, HOSTS, lab, on, playbook, snapshot
+from labkit import BACKENDS, DEMO, HOSTS, RELEASES, lab, on, playbook, snapshot
 
 pytestmark = pytest.mark.usefixtures("lab_up")
 
-# The first host of each backend.
-ONE = [next(h for h in HOSTS if BACKENDS[h] == b) for b in ("firewalld", "ufw", "nftables")]
+# The first host of each backend, and of each firewalld release the lab runs.
+ONE = list(dict.fromkeys([next(h for h in HOSTS if BACKENDS[h] == b) for b in ("firewalld", "ufw", "nftables")]
+                         + [next(h for h in RELEASES if RELEASES[h] == r) for r in RELEASES.values()]))
 LIMIT = ",".join(ONE)
 TIMEOUT = 15
 DEMO_TIMEOUT = yaml.safe_load(DEMO.read_text())["all"]["vars"]["host_firewall_confirm_timeout"]

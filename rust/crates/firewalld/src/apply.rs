@@ -24,13 +24,17 @@ impl Target {
         matches!(self, Target::Running(_))
     }
 
+    /// The firewalld release: the daemon's `version` property, or `firewall-offline-cmd --version`.
+    pub fn version(&self) -> Result<String, String> {
+        match self {
+            Target::Running(f) => f.version(),
+            Target::Offline(o) => o.version(),
+        }
+    }
+
     /// What this firewalld's rich rules can say ([`Features::of_version`] of its version).
     pub fn features(&self) -> Result<Features, String> {
-        let v = match self {
-            Target::Running(f) => f.version()?,
-            Target::Offline(o) => o.version()?,
-        };
-        Ok(Features::of_version(&v))
+        Ok(Features::of_version(&self.version()?))
     }
 
     pub fn default_zone(&self) -> Result<String, String> {

@@ -49,6 +49,7 @@ impl Backend for FirewalldBackend {
             .map_err(|e| format!("firewalld: {e}"))?;
         let mut data = serde_json::Map::new();
         data.insert("firewalld_running".into(), json!(target.is_running()));
+        data.insert("firewalld_version".into(), json!(target.version().ok().map(|v| v.trim().to_string())));
         data.insert("zones".into(), json!(self.zones));
         data.insert("restored".into(), json!(r.restored));
         Ok(Report {

@@ -144,6 +144,7 @@ pub struct Run {
 /// `run.confirm`, a change is armed for commit-confirm ([`confirm::arm`]) before it is made.
 pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, run: Run) -> Result<Outcome, String> {
     let check = run.check;
+    let started = std::time::Instant::now();
     let _lock = if check { None } else { Some(lock()?) };
     let req = &job.request;
     let facts = HostFacts { controller: job.controller, ..facts()? };
@@ -202,6 +203,9 @@ pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, ru
     let d = &mut report.data;
     d.insert("backend".into(), json!(chosen));
     d.insert("changes".into(), json!(report.changes));
+    // The host's own time for the whole converge (lock, facts, read, diff, apply), without
+    // the connection and the upload: what the backend and the release cost.
+    d.insert("seconds".into(), json!((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0));
     d.insert("accepts".into(), accepts_json(&pol.accepts));
     d.insert(
         "egress".into(),
