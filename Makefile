@@ -14,7 +14,7 @@ ARCHES ?= x86_64 aarch64
 MODULES := plan apply verify
 RUST_TARGETS := $(foreach a,$(ARCHES),$(a)-unknown-linux-musl)
 HOST_ARCH := $(shell uname -m)
-APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat shellcheck
+APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat shellcheck chromium
 LAB_INV := -i tests/lab/inventory.ini -i tests/lab/demo.yml
 export ANSIBLE_FORKS ?= 16
 

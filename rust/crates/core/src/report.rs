@@ -169,7 +169,10 @@ fn peers_cell(h: &HostPlan, r: &crate::plan::Rule) -> String {
                 esc(&nets.join(", "))
             )
         }
-        Members::Hosts => format!("{} <span class=\"nets\">({} hosts)</span>", esc(&r.label), h.peer_count(r)),
+        Members::Hosts => {
+            let n = h.peer_count(r);
+            format!("{} <span class=\"nets\">({n} host{})</span>", esc(&r.label), if n == 1 { "" } else { "s" })
+        }
     }
 }
 
