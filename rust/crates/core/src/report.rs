@@ -494,6 +494,7 @@ fn changes_section(s: &mut String, plans: &Plans, old: &Fleet) -> Value {
 
 const STYLE: &str = "\
 body{font:14px/1.4 system-ui,sans-serif;margin:0 1.5em 2em;color:#1d2330}\
+section{content-visibility:auto;contain-intrinsic-size:auto 2000px}\
 h1{font-size:1.5em;margin:.6em 0 .2em}h2{margin-top:1.4em;border-bottom:1px solid #ccd}\
 nav a{margin-right:1em}.warning,.bad{color:#a11}.good{color:#161}\
 .scroll{overflow:auto;max-width:100%}\
