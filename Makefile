@@ -14,7 +14,7 @@ ARCHES ?= x86_64 aarch64
 MODULES := plan apply verify
 RUST_TARGETS := $(foreach a,$(ARCHES),$(a)-unknown-linux-musl)
 HOST_ARCH := $(shell uname -m)
-APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat shellcheck
+APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat shellcheck chromium fonts-dejavu-core
 LAB_INV := -i tests/lab/inventory.ini -i tests/lab/demo.yml
 export ANSIBLE_FORKS ?= 16
 
@@ -104,10 +104,12 @@ $(VENV)/.bench-stamp: bench/requirements.txt $(VENV)/.stamp
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-## bench: planning (10,000 hosts); the lab against ansible.posix.firewalld; 500 peers on ufw and nftables
+## bench: planning (10,000 hosts); the report of 1,000 hosts in headless Chromium; the lab against
+##        ansible.posix.firewalld; 500 peers on ufw and nftables
 bench: setup build $(VENV)/.bench-stamp
 	bench/plan.sh
 	$(VENV)/bin/python bench/plan_playbook.py
+	$(VENV)/bin/python bench/report.py
 	tests/lab/lab.sh up
 	$(VENV)/bin/python bench/firewalld.py
 	$(VENV)/bin/python bench/scale.py

@@ -1,6 +1,7 @@
 """Shared helpers: paths, the pinned Ansible of the repo's venv, running commands."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -62,3 +63,27 @@ def registered_plan(tmp_path, inventory, content="fw", *extra) -> tuple[subproce
         "      run_once: true\n      delegate_to: localhost\n"
     )
     return run(["ansible-playbook", "-i", inventory, pb, *extra]), out
+
+
+# Debian's chromium (make setup installs it); Playwright drives it and never downloads a browser.
+CHROMIUM = Path(os.environ.get("VORFW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def browser_page(viewport=(1400, 1000)):
+    """A page of headless Chromium; `page.errors` collects console errors and uncaught
+    exceptions, `page.dialogs` every alert/confirm/prompt (dismissed)."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium (make setup does)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.errors, page.dialogs = [], []
+            page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: page.errors.append(str(e)))
+            page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+            yield page
+        finally:
+            browser.close()

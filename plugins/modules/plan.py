@@ -57,6 +57,18 @@ options:
     type: str
     choices: [full, covering]
     default: full
+  report:
+    description:
+      - Also return the sign-off report of the whole inventory in C(report_html) - one
+        self-contained HTML page, as C(vorfw report) writes it (the flows as a diagram, the rules
+        per service and per host, and the probe results of O(verify_results) when given).
+    type: bool
+    default: false
+  verify_results:
+    description:
+      - With O(report), probe results to show - source host to that host's
+        M(vorstream.firewall.verify) result, or its C(results) list.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -154,6 +166,10 @@ probes:
   description: With O(probes), per host the probes M(vorstream.firewall.verify) sends from it.
   returned: when O(probes) is true
   type: dict
+report_html:
+  description: With O(report), the sign-off report (an HTML page; every value escaped).
+  returned: when O(report) is true
+  type: str
 host_count:
   description: The number of hosts planned (the whole inventory; C(plans) holds only the requested ones).
   returned: success

@@ -19,6 +19,9 @@ enum Cmd {
     /// Print exactly what one backend would own on one host: the nft script, the firewalld
     /// ipsets, rich rules and egress policy, or the ufw rules (for review and sign-off).
     Render(RenderArgs),
+    /// Write the sign-off report: one self-contained HTML page with the flows as a diagram,
+    /// the rules per service and per host, probe results and changes against an older plan.
+    Report(ReportArgs),
     /// Print the embedded port matrix data file.
     Matrix,
     /// Microsoft Entra ID (AzureActiveDirectory service tag) prefixes: fetch, show, diff, apply, status.
@@ -69,6 +72,21 @@ struct InventoryArgs {
     /// The ansible-inventory program to run.
     #[arg(long, env = "VORFW_ANSIBLE_INVENTORY", default_value = "ansible-inventory")]
     ansible_inventory: String,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    inv: InventoryArgs,
+    /// The HTML file to write (`-` for stdout).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: std::path::PathBuf,
+    /// An older plan (`vorfw plan --format json`): the report lists the rules added and removed since.
+    #[arg(long, value_name = "OLD_PLAN.json")]
+    against: Option<std::path::PathBuf>,
+    /// Probe results: a JSON object of source host → the verify module's result (or its `results`).
+    #[arg(long, value_name = "RESULTS.json")]
+    verify: Option<std::path::PathBuf>,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -127,6 +145,7 @@ fn run(cli: Cli) -> Result<String> {
         Cmd::Matrix => Ok(vorfw_core::matrix::MATRIX_JSON.to_string()),
         Cmd::Plan(a) => plan(a),
         Cmd::Render(a) => render_host(a),
+        Cmd::Report(a) => report(a),
         Cmd::Entra { .. } => unreachable!("handled in main"),
     }
 }
@@ -198,6 +217,35 @@ fn render_host(a: RenderArgs) -> Result<String> {
     }
     out.push_str(&backend.render(&policy));
     Ok(out)
+}
+
+/// A JSON file, with its name in the error.
+fn read_json(p: &std::path::Path) -> Result<serde_json::Value> {
+    let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", p.display()))
+}
+
+fn report(a: ReportArgs) -> Result<String> {
+    use vorfw_core::report::{html, Extras, VerifyResults};
+    let against = match &a.against {
+        Some(p) => Some(
+            serde_json::from_value::<vorfw_core::Fleet>(read_json(p)?)
+                .with_context(|| format!("--against {}: not a plan of `vorfw plan --format json`", p.display()))?,
+        ),
+        None => None,
+    };
+    let verify = a
+        .verify
+        .as_ref()
+        .map(|p| VerifyResults::from_json(&read_json(p)?).with_context(|| format!("--verify {}", p.display())))
+        .transpose()?;
+    let plans = plans(&a.inv)?;
+    let page = html(&plans, Extras { against: against.as_ref(), verify: verify.as_ref() });
+    if a.output.as_os_str() == "-" {
+        return Ok(page);
+    }
+    std::fs::write(&a.output, page).with_context(|| format!("writing {}", a.output.display()))?;
+    Ok(String::new())
 }
 
 fn plan(a: PlanArgs) -> Result<String> {

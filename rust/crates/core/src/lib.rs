@@ -8,7 +8,8 @@
 //!
 //! ```text
 //!  inventory + matrix ──plan()──▶ Plans            the controller's plan of the fleet
-//!                                   │                (render: flows, markdown, csv, mermaid)
+//!                                   │                (render: flows, markdown, csv, mermaid;
+//!                                   │                 report: the HTML sign-off page)
 //!                         Fleet::from_plans
 //!                                   ▼
 //!                                 Fleet            the contract: each peer set once, an
@@ -24,6 +25,7 @@
 //! ```
 
 pub mod backend;
+pub mod diagram;
 pub mod error;
 pub mod inventory;
 pub mod matrix;
@@ -31,6 +33,7 @@ pub mod options;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod report;
 pub mod request;
 pub mod verify;
 

@@ -117,7 +117,7 @@ fn names(plans: &Plans) -> HashMap<String, &str> {
 }
 
 /// `s` with some characters replaced: `f` gives a character's replacement, or `None` to keep it.
-fn replace_chars(s: &str, f: impl Fn(char) -> Option<&'static str>) -> String {
+pub(crate) fn replace_chars(s: &str, f: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match f(c) {

@@ -13,7 +13,17 @@ fn main() {
 }
 
 fn body(m: &mut Module) -> Result<Outcome, Failure> {
-    m.allow_only(&["groups", "hostvars", "inventory", "hosts", "probes", "probe_management", "probe_coverage"])?;
+    m.allow_only(&[
+        "groups",
+        "hostvars",
+        "inventory",
+        "hosts",
+        "probes",
+        "probe_management",
+        "probe_coverage",
+        "report",
+        "verify_results",
+    ])?;
     let inv_json = match (m.args.get("inventory"), m.args.get("groups"), m.args.get("hostvars")) {
         (Some(inv), None, None) => inv.clone(),
         (None, Some(Value::Object(groups)), Some(Value::Object(hostvars))) => {
@@ -51,6 +61,15 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
             plan_probes(&plans, Matrix::embedded(), &sources, with_mgmt, coverage.unwrap_or_default());
         data.insert("probes".into(), json!(probes));
         data.insert("probe_coverage".into(), json!({"summary": covered.sentence(), "counts": covered}));
+    }
+    // The sign-off page of the whole inventory, with the probe results when given.
+    if m.bool_arg("report", false)? {
+        use vorfw_core::report::{html, Extras, VerifyResults};
+        let verify = match m.args.get("verify_results") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(VerifyResults::from_json(v)?),
+        };
+        data.insert("report_html".into(), json!(html(&plans, Extras { against: None, verify: verify.as_ref() })));
     }
     // Each peer set once (`sets`), and per host its rules naming them (`plans`): the apply
     // module takes a host's entry and the table.
