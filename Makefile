@@ -98,7 +98,8 @@ demo: setup build
 	@echo "== ansible-playbook playbooks/site.yml"
 	ansible-playbook $(LAB_INV) playbooks/site.yml
 	@echo "== proving every flow with real packets"
-	ansible-playbook $(LAB_INV) playbooks/verify.yml -e verify_probe_management=true
+	ansible-playbook $(LAB_INV) playbooks/verify.yml -e verify_probe_management=true -e verify_report=$(ROOT)/build/lab-report.html
+	@echo "== the sign-off report (open it in a browser): $(ROOT)/build/lab-report.html"
 
 $(VENV)/.bench-stamp: bench/requirements.txt $(VENV)/.stamp
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run
+from helpers import ROOT, browser_page, run
 from labkit import BACKENDS, DEMO, HOSTS, INVENTORY, lab, on, playbook, recap, snapshot
 from oracle import addresses, expected_flows, parse_seed
 
@@ -20,6 +20,7 @@ FIREWALLD = [h for h in HOSTS if BACKENDS[h] == "firewalld"]
 
 OPERATOR_RICH = 'rule family="ipv4" source address="192.0.2.5" port port="9999" protocol="tcp" accept'
 RUNTIME_ONLY_RICH = 'rule family="ipv4" source address="192.0.2.66" drop'
+REPORT = ROOT / "build" / "lab-report.html"   # what make demo writes too
 
 
 def ok(r):
@@ -43,11 +44,22 @@ def test_converge_admits_exactly_the_plan():
     # The apply task changed every host (the OIDC clients also got the Entra ID refresher).
     applied = re.search(r"TASK \[vorstream\.firewall\.host_firewall : Enforce this host's plan\].*?\n\n", r.stdout, re.S).group(0)
     assert sorted(re.findall(r"^changed: \[(\S+)\]", applied, re.M)) == sorted(HOSTS), applied
-    v = ok(playbook("verify.yml", "-e", "verify_probe_management=true"))
+    v = ok(playbook("verify.yml", "-e", "verify_probe_management=true", "-e", f"verify_report={REPORT}"))
     totals = re.findall(r'"msg": "(\d+) required flows open, (\d+) forbidden flows blocked, (\d+) mismatches"', v.stdout)
     assert len(totals) == 1, v.stdout[-3000:]
     required, forbidden, mismatches = map(int, totals[0])
     assert required > 500 and forbidden > 2000 and mismatches == 0, totals
+    # The sign-off report with these probe results, in a real browser: a node per host in the
+    # diagram, the totals and a host x host matrix without a mismatch.
+    with browser_page() as page:
+        page.goto(REPORT.as_uri())
+        assert set(page.eval_on_selector_all("svg#diagram g.host", "gs => gs.map(g => g.dataset.host)")) == set(HOSTS)
+        assert f"{required} required flows open, {forbidden} forbidden flows blocked, 0 mismatches" in page.content()
+        assert page.locator("#verify-matrix td.bad").count() == 0
+        assert page.locator("#verify-matrix td").count() > len(HOSTS)
+        assert page.errors == [] and page.dialogs == []
+        page.screenshot(path=str(REPORT.with_suffix(".png")), full_page=True,
+                        clip={"x": 0, "y": 0, "width": 1400, "height": 1400})
 
 
 def probe_matrix():

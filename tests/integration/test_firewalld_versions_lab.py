@@ -35,6 +35,8 @@ ONE_EACH = {r: next(h for h in RELEASES if RELEASES[h] == r) for r in RELEASES.v
 RELOAD = ("python3 -c 'import subprocess, time; t = time.monotonic(); "
           "subprocess.run([\"firewall-cmd\", \"-q\", \"--reload\"], check=True); print(time.monotonic() - t)'")
 
+MGMT = ["10.231.0.1/32", "10.231.0.250/32"]
+
 timings: dict = {}
 
 
@@ -119,10 +121,11 @@ def test_a_reload_changes_nothing():
 def test_offline_edits_then_the_daemon_starts_with_them():
     hosts = [h for r, h in ONE_EACH.items() if not r.startswith("debian")]   # Debian's: test_firewalld_lab
     limit = ("-l", ",".join(hosts))
-    # Another user source (an ipset) and other DNS servers (the egress rules: on 0.9 one rule
-    # per destination address, elsewhere a set), written with the daemon stopped.
-    change = ("-e", "host_firewall_user_sources=10.231.0.0/24", "-e", json.dumps({"host_firewall_dns_servers": ["10.231.0.1", "10.231.0.253"]}),
-              "-e", "host_firewall_backend=firewalld")
+    # Another management source (an ipset) and other DNS servers (the egress rules: on 0.9 one
+    # rule per destination address, elsewhere a set), written with the daemon stopped.
+    change = ("-e", json.dumps({"host_firewall_management_sources": MGMT + ["fd00:231::1/128"],
+                                "host_firewall_dns_servers": ["10.231.0.1", "10.231.0.253"],
+                                "host_firewall_backend": "firewalld"}))
     for h in hosts:
         on(h, "kill $(cat /run/firewalld.pid)")
     time.sleep(1)
@@ -133,12 +136,12 @@ def test_offline_edits_then_the_daemon_starts_with_them():
         rel = RELEASES[h]
         assert done[h]["firewalld_running"] is False and done[h]["changes"], (h, done[h])
         assert check[h]["changes"] == done[h]["changes"], f"{h} ({rel}): offline check mode predicted otherwise"
-        assert on(h, "firewall-offline-cmd --ipset=vorfw-a-user-4 --get-entries").split() == ["10.231.0.0/24"], h
+        assert sorted(on(h, "firewall-offline-cmd --ipset=vorfw-mgmt-4 --get-entries").split()) == MGMT, h
         note(rel, "offline_seconds", done[h]["seconds"])
         note(rel, "offline_changes", len(done[h]["changes"]))
     lab("up")                                          # starts each daemon, as systemd would
     for h in hosts:
-        assert on(h, "firewall-cmd --ipset=vorfw-a-user-4 --get-entries").split() == ["10.231.0.0/24"], h
+        assert sorted(on(h, "firewall-cmd --ipset=vorfw-mgmt-4 --get-entries").split()) == MGMT, h
         egress = on(h, "firewall-cmd --policy=vorfw-egress --list-rich-rules")
         assert "10.231.0.253" in egress or "10.231.0.253" in on(h, "firewall-cmd --ipset=vorfw-dns-4 --get-entries"), (h, egress)
     again = ok(playbook("site.yml", "--check", "-v", *RESTRICTED, *limit, *change))
