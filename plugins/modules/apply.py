@@ -153,12 +153,16 @@ firewalld_running:
   returned: success
   type: bool
 firewalld_version:
-  description: The firewalld release (its D-Bus C(version) property, or C(firewall-offline-cmd --version) offline). Rules are written in what that release understands.
+  description:
+    - The firewalld release (its D-Bus C(version) property, or C(firewall-offline-cmd --version) offline).
+    - Rules are written in what that release understands.
   returned: when the backend is firewalld
   type: str
   sample: 0.9.11
 seconds:
-  description: The host's own time for the converge (the host lock, reading the firewall, the diff and the change), without the connection and the module upload.
+  description:
+    - The host's own time for the converge (the host lock, reading the firewall, the diff and the change).
+    - Without the connection and the module upload.
   returned: success
   type: float
   sample: 0.41
