@@ -18,7 +18,7 @@ APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-clien
 LAB_INV := -i tests/lab/inventory.ini -i tests/lab/demo.yml
 export ANSIBLE_FORKS ?= 16
 
-.PHONY: setup setup-apt setup-venv setup-rust build link test test-unit test-cli test-ansible test-lab demo bench collection clean lab-up lab-down
+.PHONY: setup setup-apt setup-venv setup-rust build link test test-unit test-cli test-ansible test-lab test-tarball demo bench collection clean lab-up lab-down
 
 ## setup: everything a fresh Debian 12 machine needs (idempotent)
 setup: setup-apt setup-venv setup-rust link
@@ -60,7 +60,7 @@ build: setup-rust link
 	install -m 0755 rust/target/$(HOST_ARCH)-unknown-linux-musl/release/vorfw bin/vorfw
 
 ## test: every test (the lab tests bring the lab up themselves and take it down at the end)
-test: setup build test-unit test-cli test-ansible test-lab
+test: setup build test-unit test-cli test-ansible test-tarball test-lab
 
 SHARED_TAGS := $(ROOT)/../shared/data/servicetags
 
@@ -118,8 +118,16 @@ bench: setup build $(VENV)/.bench-stamp
 
 ## collection: the Galaxy tarball, with the built module binaries inside
 collection: build
-	mkdir -p build/dist
+	rm -rf build/dist && mkdir -p build/dist
 	ansible-galaxy collection build --force --output-path build/dist .
+
+## test-tarball: the Ansible tests again, against the collection installed from the tarball
+INSTALLED := $(ROOT)/build/installed
+test-tarball: collection
+	rm -rf $(INSTALLED) && mkdir -p $(INSTALLED)
+	ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) ansible-galaxy collection install --offline --force -p $(INSTALLED) build/dist/vorstream-firewall-*.tar.gz
+	VORFW_COLLECTIONS_PATH=$(INSTALLED) $(VENV)/bin/pytest -q tests/ansible \
+	  --ignore tests/ansible/test_sanity.py --ignore tests/ansible/test_lint.py
 
 clean:
 	rm -rf rust/target bin plugins/modules/__bin__ build roles/entra_egress/files/vorfw-entra_*

@@ -13,10 +13,15 @@ VENV_BIN = ROOT / ".venv" / "bin"
 VORFW = Path(os.environ.get("VORFW_BIN") or ROOT / "bin" / "vorfw")
 
 
+COLLECTIONS_PATH = os.environ.get("VORFW_COLLECTIONS_PATH") or str(ROOT / "build" / "collections")
+
+
 def env() -> dict:
     e = dict(os.environ)
     e["PATH"] = f"{VENV_BIN}:{e.get('PATH', '')}"
-    e["ANSIBLE_COLLECTIONS_PATH"] = str(ROOT / "build" / "collections")
+    # The source tree (linked into build/collections), or a collection installed from the
+    # Galaxy tarball (make test-tarball sets VORFW_COLLECTIONS_PATH).
+    e["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS_PATH
     e["ANSIBLE_NOCOLOR"] = "1"
     e.setdefault("ANSIBLE_LOCALHOST_WARNING", "False")
     e.setdefault("ANSIBLE_INVENTORY_UNPARSED_WARNING", "False")

@@ -6,7 +6,23 @@ import re
 import tarfile
 import textwrap
 
-from helpers import ROOT, registered_plan, run
+from pathlib import Path
+
+from helpers import COLLECTIONS_PATH, ROOT, registered_plan, run
+
+
+def test_the_collection_under_test_is_the_one_meant():
+    """Ansible finds vorstream.firewall where the run says: the source tree, or (make
+    test-tarball) a copy installed from the Galaxy tarball, which is no link to the source."""
+    r = run(["ansible-galaxy", "collection", "list", "vorstream.firewall", "--format", "json"])
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)
+    assert list(found) == [str(Path(COLLECTIONS_PATH) / "ansible_collections")], found
+    installed = Path(COLLECTIONS_PATH) / "ansible_collections" / "vorstream" / "firewall"
+    if installed.is_symlink():
+        assert installed.resolve() == ROOT
+    else:
+        assert (installed / "MANIFEST.json").is_file() and not (installed / "rust" / "target").exists()
 
 
 def test_ansible_doc_plan():
