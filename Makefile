@@ -18,7 +18,7 @@ APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-clien
 LAB_INV := -i tests/lab/inventory.ini -i tests/lab/demo.yml
 export ANSIBLE_FORKS ?= 16
 
-.PHONY: setup setup-apt setup-venv setup-rust build link test test-unit test-cli test-ansible test-lab test-tarball demo bench collection clean lab-up lab-down
+.PHONY: setup setup-apt setup-venv setup-rust build link test test-unit test-cli test-ansible test-lab test-tarball test-ansible-core demo bench collection clean lab-up lab-down
 
 ## setup: everything a fresh Debian 12 machine needs (idempotent)
 setup: setup-apt setup-venv setup-rust link
@@ -60,7 +60,7 @@ build: setup-rust link
 	install -m 0755 rust/target/$(HOST_ARCH)-unknown-linux-musl/release/vorfw bin/vorfw
 
 ## test: every test (the lab tests bring the lab up themselves and take it down at the end)
-test: setup build test-unit test-cli test-ansible test-tarball test-lab
+test: setup build test-unit test-cli test-ansible test-tarball test-ansible-core test-lab
 
 SHARED_TAGS := $(ROOT)/../shared/data/servicetags
 
@@ -120,6 +120,19 @@ bench: setup build $(VENV)/.bench-stamp
 collection: build
 	rm -rf build/dist && mkdir -p build/dist
 	ansible-galaxy collection build --force --output-path build/dist .
+
+## test-ansible-core: the Ansible tests on the oldest ansible-core meta/runtime.yml admits and
+##   the newest this machine's Python runs (each in its own venv under build/)
+ANSIBLE_CORE_VERSIONS := 2.15.13 2.19.14
+test-ansible-core: setup build
+	@for v in $(ANSIBLE_CORE_VERSIONS); do \
+	  d=$(ROOT)/build/ansible-core-$$v; \
+	  [ -x $$d/bin/ansible-playbook ] || { rm -rf $$d && python3 -m venv $$d && \
+	    $$d/bin/pip install -q --disable-pip-version-check ansible-core==$$v; } || exit 1; \
+	  echo "== the Ansible tests on ansible-core $$v"; \
+	  VORFW_ANSIBLE_BIN=$$d/bin VORFW_ANSIBLE_CORE=$$v $(VENV)/bin/pytest -q tests/ansible \
+	    --ignore tests/ansible/test_sanity.py --ignore tests/ansible/test_lint.py || exit 1; \
+	done
 
 ## test-tarball: the Ansible tests again, against the collection installed from the tarball
 INSTALLED := $(ROOT)/build/installed

@@ -9,6 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
+# VORFW_ANSIBLE_BIN: the bin directory of another ansible-core to run the playbooks with (make
+# test-ansible-core: the oldest release meta/runtime.yml admits and the newest one here).
+ANSIBLE_BIN = Path(os.environ.get("VORFW_ANSIBLE_BIN") or VENV_BIN)
 # VORFW_BIN: another build of vorfw to test (a debug build, say); default the installed one.
 VORFW = Path(os.environ.get("VORFW_BIN") or ROOT / "bin" / "vorfw")
 
@@ -18,7 +21,7 @@ COLLECTIONS_PATH = os.environ.get("VORFW_COLLECTIONS_PATH") or str(ROOT / "build
 
 def env() -> dict:
     e = dict(os.environ)
-    e["PATH"] = f"{VENV_BIN}:{e.get('PATH', '')}"
+    e["PATH"] = f"{ANSIBLE_BIN}:{VENV_BIN}:{e.get('PATH', '')}"
     # The source tree (linked into build/collections), or a collection installed from the
     # Galaxy tarball (make test-tarball sets VORFW_COLLECTIONS_PATH).
     e["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS_PATH

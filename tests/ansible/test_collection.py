@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import tarfile
 import textwrap
@@ -23,6 +24,16 @@ def test_the_collection_under_test_is_the_one_meant():
         assert installed.resolve() == ROOT
     else:
         assert (installed / "MANIFEST.json").is_file() and not (installed / "rust" / "target").exists()
+
+
+def test_the_ansible_core_under_test_is_the_one_meant():
+    """make test-ansible-core runs these tests on other releases: they must really run there."""
+    r = run(["ansible-playbook", "--version"])
+    assert r.returncode == 0, r.stderr
+    want = os.environ.get("VORFW_ANSIBLE_CORE") or next(
+        l.split("==")[1] for l in (ROOT / "requirements.txt").read_text().splitlines() if l.startswith("ansible-core==")
+    )
+    assert f"[core {want}]" in r.stdout.splitlines()[0], r.stdout
 
 
 def test_ansible_doc_plan():
