@@ -112,10 +112,19 @@ options:
         not survive a reboot, or logind's C(KillUserProcesses=yes) for the connecting user.
     type: int
     default: 0
+  metrics_dir:
+    description:
+      - node_exporter's textfile collector directory. Each run writes a Prometheus text-format
+        file there (C(vorstream_firewall_apply.prom), or in check mode
+        C(vorstream_firewall_check.prom), whose C(vorstream_firewall_drift) says whether the
+        firewall differs from the plan), replaced atomically. Nothing is written when the
+        directory does not exist; an empty string turns it off.
+    type: str
+    default: /var/lib/prometheus/node-exporter
 attributes:
   check_mode:
     support: full
-    description: Nothing is written; C(changes) lists exactly what would be done.
+    description: The firewall is not touched; C(changes) lists exactly what would be done. Only the check's metrics file is written (see O(metrics_dir)).
   diff_mode:
     support: full
     description: The owned firewall objects before and after, one per line (in check mode, as they would be).
@@ -152,6 +161,11 @@ firewalld_running:
   description: Whether firewalld was running (false means the permanent configuration was edited offline).
   returned: success
   type: bool
+metrics_file:
+  description: The metrics file written (see O(metrics_dir)).
+  returned: when the metrics directory exists
+  type: str
+  sample: /var/lib/prometheus/node-exporter/vorstream_firewall_apply.prom
 firewalld_version:
   description:
     - The firewalld release (its D-Bus C(version) property, or C(firewall-offline-cmd --version) offline).

@@ -34,6 +34,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "host_firewall_controller_address",
     "host_firewall_plan_only",
     "host_firewall_confirm_timeout",
+    "host_firewall_metrics_dir",
 ];
 
 pub const DEFAULT_DATABASE: &str = "postgres";

@@ -6,6 +6,7 @@
 //! stack (the refresher's HTTPS client stays in `vorfw-entra`). [`confirm`]: commit-confirm.
 
 pub mod confirm;
+pub mod metrics;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};

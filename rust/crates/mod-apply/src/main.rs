@@ -73,7 +73,11 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         "entra_state_dir",
         "entra_prefixes",
         "confirm_timeout",
+        "metrics_dir",
     ])?;
+    // node_exporter's textfile directory ("" for none); written only when it exists.
+    let metrics_dir = PathBuf::from(m.str_arg("metrics_dir")?.unwrap_or(vorfw_host::metrics::DEFAULT_DIR));
+    let started = std::time::Instant::now();
     let request = request(m)?;
     let host = request.name.clone();
     let fail = |msg: String| Failure::new(format!("host {host}: {msg}"));
@@ -123,8 +127,28 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
     let job = Job { request, backend, controller, zones };
     // Records the job too: what the Entra ID refresher re-applies with each new list.
     let run = vorfw_host::Run { check: m.check_mode, confirm };
-    let out = vorfw_host::converge(&job, facts, run).map_err(&fail)?;
+    let result = vorfw_host::converge(&job, facts, run);
+    let metrics = vorfw_host::metrics::RunMetrics {
+        host: &host,
+        check: m.check_mode,
+        at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        seconds: started.elapsed().as_secs_f64(),
+        ok: result.is_ok(),
+        changes: result.as_ref().map(|o| o.report.changes.len()).unwrap_or(0),
+        backend: result.as_ref().ok().and_then(|o| o.backend).map(|b| b.as_str()),
+        policy: result.as_ref().ok().map(|o| &o.policy),
+    };
+    let written =
+        if metrics_dir.as_os_str().is_empty() { Ok(None) } else { vorfw_host::metrics::write(&metrics_dir, &metrics) };
+    let out = result.map_err(&fail)?;
     let mut r = out.report;
+    match written {
+        Ok(Some(path)) => {
+            r.data.insert("metrics_file".into(), json!(path));
+        }
+        Ok(None) => {}
+        Err(e) => r.warnings.push(format!("metrics not written: {e}")),
+    }
     if let Some(t) = &out.ticket {
         r.data.insert("confirm".into(), json!(t));
     }
