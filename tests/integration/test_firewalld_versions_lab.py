@@ -90,7 +90,7 @@ def test_the_lab_runs_every_vendored_release():
 
 
 def test_check_mode_predicts_apply_and_a_rerun_changes_nothing():
-    ok(playbook("site.yml"))                            # from whatever the lab holds, to the demo
+    # From whatever the lab holds (the demo's settings, open egress, after test_firewalld_lab).
     check = apply_results(ok(playbook("site.yml", "--check", "--diff", "-v", *RESTRICTED)).stdout)
     r = ok(playbook("site.yml", "-v", *RESTRICTED))
     done = apply_results(r.stdout)
