@@ -137,6 +137,9 @@ def test_offline_edits_then_the_daemon_starts_with_them():
         assert done[h]["firewalld_running"] is False and done[h]["changes"], (h, done[h])
         assert check[h]["changes"] == done[h]["changes"], f"{h} ({rel}): offline check mode predicted otherwise"
         assert sorted(on(h, "firewall-offline-cmd --ipset=vorfw-mgmt-4 --get-entries").split()) == MGMT, h
+        # The play's Entra ID refresh ran before the apply, with the daemon stopped: it re-applied
+        # the recorded firewall (firewalld, offline), never built a second one of its own.
+        assert "inet vorstream" not in on(h, "nft list tables"), f"{h} ({rel}): a stray nftables table"
         note(rel, "offline_seconds", done[h]["seconds"])
         note(rel, "offline_changes", len(done[h]["changes"]))
     lab("up")                                          # starts each daemon, as systemd would

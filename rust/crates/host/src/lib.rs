@@ -184,7 +184,11 @@ pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, ru
     };
     let mut ticket = None;
     if !check {
-        if let Err(e) = record(&record_path(), job) {
+        // The backend this run chose is recorded with the request: a later re-apply (the Entra
+        // ID refresher) converges the same firewall even while its daemon is stopped (firewalld
+        // offline) instead of choosing again and building a second one (nftables).
+        let done = Job { backend: Some(chosen), ..job.clone() };
+        if let Err(e) = record(&record_path(), &done) {
             let undone = match armed {
                 Some(a) => match a.roll_back_now() {
                     Ok(_) => "; the change was rolled back".to_string(),
