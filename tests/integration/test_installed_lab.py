@@ -65,8 +65,10 @@ def runner_job(tmp_path, installed, playbook: str, extravars: dict) -> dict:
     (pdd / "project").mkdir(parents=True)
     (pdd / "project" / "job.yml").write_text(yaml.safe_dump([{"import_playbook": playbook}]))
     (pdd / "inventory").mkdir()
-    shutil.copy(INVENTORY, pdd / "inventory" / "hosts.ini")
-    shutil.copy(DEMO, pdd / "inventory" / "demo.yml")
+    # An inventory directory is read in name order, and a file ending in .ini is skipped there
+    # (INVENTORY_IGNORE_EXTS), as in AWX's project inventories: the hosts file has no extension.
+    shutil.copy(INVENTORY, pdd / "inventory" / "10-hosts")
+    shutil.copy(DEMO, pdd / "inventory" / "20-demo.yml")
     (pdd / "env").mkdir()
     (pdd / "env" / "envvars").write_text(yaml.safe_dump({
         "ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_FORKS": "16", "ANSIBLE_HOST_KEY_CHECKING": "False"}))
