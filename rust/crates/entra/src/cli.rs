@@ -187,6 +187,10 @@ struct FeedArgs {
     /// JSON output path (default <state-dir>/prefixes.json).
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// node_exporter's textfile collector directory: the refresh's outcome as Prometheus metrics
+    /// (vorstream_firewall_entra.prom), written only when the directory exists.
+    #[arg(long, value_name = "DIR", env = "VORFW_ENTRA_METRICS_DIR")]
+    metrics_dir: Option<PathBuf>,
     /// Pretend the current time is this (RFC 3339), for tests and replays.
     #[arg(long, hide = true, value_parser = parse_time)]
     now: Option<SystemTime>,
@@ -260,6 +264,7 @@ impl FeedArgs {
             expect_sha256: self.sha256.clone(),
             text_output: self.text_out.clone(),
             json_output: self.json_out.clone(),
+            metrics_dir: self.metrics_dir.clone().filter(|d| !d.as_os_str().is_empty()),
         }
     }
 }

@@ -136,6 +136,9 @@ pub struct FeedConfig {
     pub text_output: Option<PathBuf>,
     /// The JSON output; default `<state dir>/prefixes.json`.
     pub json_output: Option<PathBuf>,
+    /// node_exporter's textfile collector directory: each refresh that writes the status also
+    /// writes [`crate::metrics::METRICS_FILE`] there, when the directory exists.
+    pub metrics_dir: Option<PathBuf>,
 }
 
 impl FeedConfig {
@@ -164,6 +167,7 @@ impl FeedConfig {
             expect_sha256: None,
             text_output: None,
             json_output: None,
+            metrics_dir: None,
         }
     }
 

@@ -34,6 +34,7 @@ mod error;
 #[cfg(feature = "fetch")]
 mod fetch;
 mod merge;
+pub mod metrics;
 mod model;
 pub mod plausible;
 #[cfg(feature = "fetch")]

@@ -67,7 +67,7 @@ where
     let prev = match state::load_state(state_dir) {
         Ok(p) => p,
         Err(e) => {
-            record_failure(state_dir, None, &e, now);
+            record_failure(cfg, state_dir, None, &e, now);
             return Err(e);
         }
     };
@@ -98,12 +98,17 @@ where
     match result {
         Ok(outcome) => {
             let warnings = outcome.diff.warnings.iter().chain(&outcome.notes).cloned().collect();
-            let status = Status::success(&outcome.state, now, summary(&outcome), warnings);
+            let mut status = Status::success(&outcome.state, now, summary(&outcome), warnings);
+            // Metrics are best effort: a collector directory that cannot be written is a warning
+            // in the status, never a failed refresh (the firewall and the state are committed).
+            if let Err(e) = publish_metrics(cfg, &status) {
+                status.warnings.push(e);
+            }
             state::write_status(state_dir, &status)?;
             Ok(outcome)
         }
         Err(e) => {
-            record_failure(state_dir, prev.as_ref(), &e, now);
+            record_failure(cfg, state_dir, prev.as_ref(), &e, now);
             Err(e)
         }
     }
@@ -142,7 +147,7 @@ fn prepare(cfg: &FeedConfig, prev: Option<&State>, now: SystemTime, dry_run: boo
 
 /// Write a failed status that keeps describing the list still in force. Errors writing it are
 /// ignored: the refresh error is the one to report.
-fn record_failure(state_dir: &Path, prev: Option<&State>, e: &Error, now: SystemTime) {
+fn record_failure(cfg: &FeedConfig, state_dir: &Path, prev: Option<&State>, e: &Error, now: SystemTime) {
     let old = state::load_status(state_dir).ok().flatten();
     let status = Status {
         ok: false,
@@ -159,6 +164,13 @@ fn record_failure(state_dir: &Path, prev: Option<&State>, e: &Error, now: System
         newest_file: prev.map(|p| NewestFile::of(p, now)),
     };
     let _ = state::write_status(state_dir, &status);
+    let _ = publish_metrics(cfg, &status);
+}
+
+/// The status as metrics, when a collector directory is configured (see [`crate::metrics`]).
+fn publish_metrics(cfg: &FeedConfig, status: &Status) -> std::result::Result<(), String> {
+    let Some(dir) = &cfg.metrics_dir else { return Ok(()) };
+    crate::metrics::write(dir, status, cfg.cloud).map(|_| ()).map_err(|e| format!("cannot write the metrics: {e}"))
 }
 
 /// One line about a successful refresh.

@@ -542,3 +542,30 @@ fn zero_grace_removes_at_once_and_clock_skew_keeps() {
     assert!(diff2.expired.is_empty());
     assert_eq!(st2.counts().in_grace, 3);
 }
+
+#[test]
+fn metrics_follow_the_status_through_a_success_and_a_failure() {
+    let d = TempDir::new("metrics");
+    let m = TempDir::new("metrics-dir");
+    let f = d.write("f.json", &crafted(PUBLIC[0], 420, |_| {}));
+    let mut cfg = cfg_file(&f);
+    cfg.metrics_dir = Some(m.path().to_path_buf());
+    refresh(&cfg, d.path(), day(0), false).unwrap();
+    let file = m.path().join(vorfw_entra::metrics::METRICS_FILE);
+    let text = read(&file);
+    assert_eq!(text, vorfw_entra::metrics::render(&load_status(d.path()).unwrap().unwrap(), Cloud::Public));
+    assert!(text.contains("vorstream_firewall_entra_last_refresh_success{cloud=\"Public\"} 1\n"), "{text}");
+    assert!(text.contains("vorstream_firewall_entra_change_number{cloud=\"Public\"} 420\n"), "{text}");
+    // A refresh that fails: the metrics say so, and still describe the list in force.
+    let mut bad = cfg_file(&d.path().join("missing.json"));
+    bad.metrics_dir = cfg.metrics_dir.clone();
+    refresh(&bad, d.path(), day(1), false).unwrap_err();
+    let text = read(&file);
+    assert!(text.contains("vorstream_firewall_entra_last_refresh_success{cloud=\"Public\"} 0\n"), "{text}");
+    assert!(text.contains("vorstream_firewall_entra_condition{cloud=\"Public\",condition=\"failed\"} 1\n"), "{text}");
+    assert!(text.contains("vorstream_firewall_entra_change_number{cloud=\"Public\"} 420\n"), "{text}");
+    // No collector directory: nothing written, and the refresh is not failed by it.
+    cfg.metrics_dir = Some(m.path().join("absent"));
+    refresh(&cfg, d.path(), day(2), false).unwrap();
+    assert!(!m.path().join("absent").exists());
+}
