@@ -77,13 +77,24 @@ fn inverse(op: &Op, rt: Option<&Owned>, perm: &Owned) -> Vec<Op> {
     };
     match op {
         Op::NewIpset { name, .. } => vec![Op::DeleteIpset { name: name.clone() }],
+        // Back to the size it had (its entries are put back first: ops are undone in reverse).
+        Op::ResizeIpset { name, .. } => match perm.ipsets.get(name) {
+            Some(s) => {
+                vec![Op::ResizeIpset { name: name.clone(), maxelem: s.maxelem.unwrap_or(model::DEFAULT_MAXELEM) }]
+            }
+            None => vec![],
+        },
         Op::SetEntries { layer, name, .. } => {
             vec![Op::SetEntries { layer: *layer, name: name.clone(), entries: entries(*layer, name) }]
         }
         Op::DeleteIpset { name } => match perm.ipsets.get(name) {
             Some(s) => vec![
                 Op::SetEntries { layer: Layer::Permanent, name: name.clone(), entries: s.entries.clone() },
-                Op::NewIpset { name: name.clone(), family: s.family },
+                Op::NewIpset {
+                    name: name.clone(),
+                    family: s.family,
+                    maxelem: s.maxelem.unwrap_or(model::DEFAULT_MAXELEM),
+                },
             ],
             None => vec![],
         },

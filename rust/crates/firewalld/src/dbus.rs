@@ -111,6 +111,11 @@ fn unsupported(e: &str) -> bool {
     e.contains("UnknownMethod") || e.contains("UnknownInterface") || e.contains("UnknownObject")
 }
 
+/// The `maxelem` option, if set (a value firewalld would not accept reads as unset).
+fn maxelem_of(settings: &IpsetSettings) -> Option<u32> {
+    settings.4.get("maxelem").and_then(|v| v.trim().parse().ok())
+}
+
 fn family_of(settings: &IpsetSettings) -> Family {
     match settings.4.get("family").map(String::as_str) {
         Some("inet6") => Family::V6,
@@ -264,7 +269,8 @@ impl Firewalld {
                 for n in names.into_iter().filter(|n| is_owned_ipset(n)) {
                     let s: IpsetSettings = self.fw(PATH, IF_IPSET, "getIPSetSettings", &(n.as_str(),))?;
                     let entries: Vec<String> = self.fw(PATH, IF_IPSET, "getEntries", &(n.as_str(),))?;
-                    o.ipsets.insert(n, Ipset { family: family_of(&s), entries: entries.into_iter().collect() });
+                    let (family, maxelem) = (family_of(&s), maxelem_of(&s));
+                    o.ipsets.insert(n, Ipset { family, maxelem, entries: entries.into_iter().collect() });
                 }
                 for z in zones {
                     let rules: Vec<String> = self.fw(PATH, IF_ZONE, "getRichRules", &(z.as_str(),))?;
@@ -281,8 +287,8 @@ impl Firewalld {
                 for n in names.into_iter().filter(|n| is_owned_ipset(n)) {
                     let p = self.config_ipset(&n)?;
                     let s: IpsetSettings = self.fw(p.as_str(), IF_CONFIG_IPSET, "getSettings", &())?;
-                    let family = family_of(&s);
-                    o.ipsets.insert(n, Ipset { family, entries: s.5.into_iter().collect() });
+                    let (family, maxelem) = (family_of(&s), maxelem_of(&s));
+                    o.ipsets.insert(n, Ipset { family, maxelem, entries: s.5.into_iter().collect() });
                 }
                 for z in zones {
                     let p = self.config_zone(z)?;
@@ -302,8 +308,8 @@ impl Firewalld {
 
     pub fn exec(&self, op: &Op) -> Result<(), String> {
         match op {
-            Op::NewIpset { name, family } => {
-                let mut options = HashMap::new();
+            Op::NewIpset { name, family, maxelem } => {
+                let mut options = HashMap::from([("maxelem".to_string(), maxelem.to_string())]);
                 if *family == Family::V6 {
                     options.insert("family".to_string(), "inet6".to_string());
                 }
@@ -326,6 +332,12 @@ impl Firewalld {
                 let p = self.config_ipset(name)?;
                 let e: Vec<&str> = entries.iter().map(String::as_str).collect();
                 self.unit(p.as_str(), IF_CONFIG_IPSET, "setEntries", &(e,))
+            }
+            Op::ResizeIpset { name, maxelem } => {
+                let p = self.config_ipset(name)?;
+                let mut s: IpsetSettings = self.fw(p.as_str(), IF_CONFIG_IPSET, "getSettings", &())?;
+                s.4.insert("maxelem".to_string(), maxelem.to_string());
+                self.unit(p.as_str(), IF_CONFIG_IPSET, "update", &(s,))
             }
             Op::DeleteIpset { name } => {
                 let p = self.config_ipset(name)?;

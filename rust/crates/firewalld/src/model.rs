@@ -61,7 +61,28 @@ impl fmt::Display for Layer {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ipset {
     pub family: Family,
+    /// The `maxelem` option; `None` when not set (firewalld's default, [`DEFAULT_MAXELEM`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxelem: Option<u32>,
     pub entries: BTreeSet<String>,
+}
+
+/// What an ipset holds without a `maxelem` option (ipset's and firewalld's default).
+pub const DEFAULT_MAXELEM: u32 = 65_536;
+
+impl Ipset {
+    /// How many entries it can hold.
+    pub fn capacity(&self) -> usize {
+        self.maxelem.unwrap_or(DEFAULT_MAXELEM) as usize
+    }
+}
+
+/// The `maxelem` a set of `n` entries is created with: room to double (so a growing fleet does
+/// not resize it at every change), never below the default. Sized explicitly, never the
+/// default by omission: a set above 65,536 entries would otherwise fail to load.
+pub fn maxelem_for(n: usize) -> u32 {
+    let room = n.saturating_mul(2).checked_next_power_of_two().unwrap_or(usize::MAX);
+    room.clamp(DEFAULT_MAXELEM as usize, u32::MAX as usize) as u32
 }
 
 /// A firewalld policy object (firewalld 0.9 or later), as far as we manage it.
@@ -219,7 +240,9 @@ pub fn desired(policy: &Policy, zones: &[String]) -> Owned {
 pub fn desired_with(policy: &Policy, zones: &[String], features: Features) -> Owned {
     let mut o = Owned::default();
     for ((key, fam), nets) in &policy.sets {
-        o.ipsets.insert(object_name(PREFIX, key, *fam, MAX_NAME), Ipset { family: *fam, entries: ipset_entries(nets) });
+        let entries = ipset_entries(nets);
+        let maxelem = Some(maxelem_for(entries.len()));
+        o.ipsets.insert(object_name(PREFIX, key, *fam, MAX_NAME), Ipset { family: *fam, maxelem, entries });
     }
     for zone in zones {
         let rules = o.rich.entry(zone.clone()).or_default();
@@ -239,6 +262,13 @@ pub enum Op {
     NewIpset {
         name: String,
         family: Family,
+        maxelem: u32,
+    },
+    /// Permanent only: a set that outgrew its `maxelem` gets a larger one (a reload makes it
+    /// the runtime's; the kernel's set cannot grow in place).
+    ResizeIpset {
+        name: String,
+        maxelem: u32,
     },
     SetEntries {
         layer: Layer,
@@ -303,9 +333,10 @@ pub enum Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::NewIpset { name, family } => {
-                write!(f, "permanent: create ipset {name} (hash:net, {})", ipset_family(*family))
+            Op::NewIpset { name, family, maxelem } => {
+                write!(f, "permanent: create ipset {name} (hash:net, {}, maxelem {maxelem})", ipset_family(*family))
             }
+            Op::ResizeIpset { name, maxelem } => write!(f, "permanent: ipset {name}: set maxelem {maxelem}"),
             Op::SetEntries { layer, name, entries } => {
                 write!(f, "{layer}: set ipset {name} to {} entries", entries.len())
             }
@@ -387,11 +418,24 @@ fn policy_ops(layer: Layer, cur: Option<&PolicyObject>, want: Option<&PolicyObje
     (add, remove, false)
 }
 
+/// The `maxelem` to create or resize `w` with: its own (a snapshot's), at least room for its entries.
+fn wanted_maxelem(w: &Ipset) -> u32 {
+    match w.maxelem {
+        Some(m) if m as usize >= w.entries.len() => m,
+        _ => maxelem_for(w.entries.len()),
+    }
+}
+
 fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
     // Sets first (new rules must find their members), then rules, then stale sets.
     for (name, w) in &want.ipsets {
         match cur.ipsets.get(name) {
             Some(c) if c.family == w.family => {
+                // Too small for the wanted entries: a larger maxelem first (permanent; the
+                // runtime gets it with the reload `diff_layers` adds).
+                if c.capacity() < w.entries.len() && layer == Layer::Permanent {
+                    ops.push(Op::ResizeIpset { name: name.clone(), maxelem: wanted_maxelem(w) });
+                }
                 if c.entries != w.entries {
                     ops.push(Op::SetEntries { layer, name: name.clone(), entries: w.entries.clone() });
                 }
@@ -399,12 +443,12 @@ fn layer_ops(layer: Layer, cur: &Owned, want: &Owned, ops: &mut Vec<Op>) {
             Some(_) => {
                 // Family changed (cannot happen with our names, but never leave a wrong set).
                 ops.push(Op::DeleteIpset { name: name.clone() });
-                ops.push(Op::NewIpset { name: name.clone(), family: w.family });
+                ops.push(Op::NewIpset { name: name.clone(), family: w.family, maxelem: wanted_maxelem(w) });
                 ops.push(Op::SetEntries { layer, name: name.clone(), entries: w.entries.clone() });
             }
             None => {
                 if layer == Layer::Permanent {
-                    ops.push(Op::NewIpset { name: name.clone(), family: w.family });
+                    ops.push(Op::NewIpset { name: name.clone(), family: w.family, maxelem: wanted_maxelem(w) });
                 }
                 if !w.entries.is_empty() {
                     ops.push(Op::SetEntries { layer, name: name.clone(), entries: w.entries.clone() });
@@ -479,13 +523,17 @@ pub fn diff_layers(runtime: Option<&Owned>, permanent: &Owned, want_rt: &Owned, 
     if let Some(rt) = runtime {
         let want = want_rt;
         let missing = want.ipsets.keys().any(|n| !rt.ipsets.contains_key(n));
+        // A runtime set too small for its entries takes the permanent one's larger maxelem only
+        // through a reload.
+        let undersized =
+            want.ipsets.iter().any(|(n, w)| rt.ipsets.get(n).is_some_and(|c| c.capacity() < w.entries.len()));
         // A policy object can neither be created nor deleted at runtime, nor its target changed.
         let policy = match (&rt.egress, &want.egress) {
             (None, None) => false,
             (Some(r), Some(w)) => r.target != w.target || !r.same_zones(w),
             _ => true,
         };
-        if missing || policy {
+        if missing || undersized || policy {
             // New ipsets (and policy changes) reach the runtime only through a reload, which
             // also makes every owned runtime object equal to the (by then updated) permanent
             // configuration; then what the runtime wants beyond that.
@@ -574,12 +622,17 @@ mod tests {
         }
         for op in ops {
             match op {
-                Op::NewIpset { name, family } => {
-                    let set = Ipset { family: *family, entries: Default::default() };
+                Op::NewIpset { name, family, maxelem } => {
+                    let set = Ipset { family: *family, maxelem: Some(*maxelem), entries: Default::default() };
                     assert!(state.1.ipsets.insert(name.clone(), set).is_none())
                 }
+                Op::ResizeIpset { name, maxelem } => {
+                    state.1.ipsets.get_mut(name).expect("no such ipset").maxelem = Some(*maxelem)
+                }
                 Op::SetEntries { layer: l, name, entries } => {
-                    layer(state, *l).ipsets.get_mut(name).expect("no such ipset").entries = entries.clone()
+                    let set = layer(state, *l).ipsets.get_mut(name).expect("no such ipset");
+                    assert!(entries.len() <= set.capacity(), "ipset {name} is full");
+                    set.entries = entries.clone()
                 }
                 Op::DeleteIpset { name } => assert!(state.1.ipsets.remove(name).is_some()),
                 Op::AddRich { layer: l, zone, rule } => {
@@ -688,9 +741,59 @@ mod tests {
         let want = desired(&p, &["public".into()]);
         assert!(diff(Some(&want), &want, &want).is_empty());
         let ops = diff(Some(&Owned::default()), &Owned::default(), &want);
-        assert_eq!(ops[0], Op::NewIpset { name: "vorfw-g-x-4".into(), family: Family::V4 });
+        assert_eq!(ops[0], Op::NewIpset { name: "vorfw-g-x-4".into(), family: Family::V4, maxelem: DEFAULT_MAXELEM });
         assert_eq!(ops.last(), Some(&Op::Reload));
         assert!(diff(None, &Owned::default(), &want).iter().all(|o| *o != Op::Reload));
+    }
+
+    /// `n` distinct /32s in 10.0.0.0/8.
+    fn peers(n: u32) -> Vec<String> {
+        (0..n).map(|i| std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string() + "/32").collect()
+    }
+
+    #[test]
+    fn sets_are_sized_explicitly_and_a_set_that_outgrows_its_maxelem_is_resized() {
+        assert_eq!(maxelem_for(0), DEFAULT_MAXELEM);
+        assert_eq!(maxelem_for(10_000), DEFAULT_MAXELEM);
+        assert_eq!(maxelem_for(40_000), 131_072);
+        assert_eq!(maxelem_for(100_000), 262_144);
+        assert_eq!(maxelem_for(usize::MAX), u32::MAX);
+        let zones = ["public".to_string()];
+        let big = peers(100_000);
+        let refs: Vec<&str> = big.iter().map(String::as_str).collect();
+        let want = desired(&policy(&[("g-x", &refs)], &[("g-x", 8301)]), &zones);
+        assert_eq!(want.ipsets["vorfw-g-x-4"].maxelem, Some(262_144));
+        // A new set is created with room for its entries (the model refuses a full set).
+        let mut state = (Some(Owned::default()), Owned::default());
+        let ops = diff(state.0.as_ref(), &state.1, &want);
+        assert!(ops.contains(&Op::NewIpset { name: "vorfw-g-x-4".into(), family: Family::V4, maxelem: 262_144 }));
+        run(&mut state, &ops);
+        assert_eq!(state.1, want);
+        // A set made before sizing (no maxelem: 65,536) that fits is left as it is ...
+        let small = peers(60_000);
+        let refs: Vec<&str> = small.iter().map(String::as_str).collect();
+        let mut old = desired(&policy(&[("g-x", &refs)], &[("g-x", 8301)]), &zones);
+        old.ipsets.get_mut("vorfw-g-x-4").unwrap().maxelem = None;
+        let grown = desired(&policy(&[("g-x", &refs[..59_999])], &[("g-x", 8301)]), &zones);
+        let ops = diff(Some(&old), &old, &grown);
+        assert!(!ops.iter().any(|o| matches!(o, Op::ResizeIpset { .. } | Op::Reload)), "{ops:?}");
+        // ... and when it outgrows it, it is resized before its entries are set, in the
+        // permanent configuration, and a reload brings it to the runtime.
+        let ops = diff(Some(&old), &old, &want);
+        let resize = ops.iter().position(|o| *o == Op::ResizeIpset { name: "vorfw-g-x-4".into(), maxelem: 262_144 });
+        let set = ops.iter().position(|o| matches!(o, Op::SetEntries { layer: Layer::Permanent, .. }));
+        let reload = ops.iter().position(|o| *o == Op::Reload);
+        assert!(resize < set && set < reload && resize.is_some(), "{ops:?}");
+        assert!(!ops[..reload.unwrap()].iter().any(|o| matches!(o, Op::SetEntries { layer: Layer::Runtime, .. })));
+        let mut state = (Some(old.clone()), old.clone());
+        run(&mut state, &ops);
+        assert_eq!((state.0.as_ref(), &state.1), (Some(&want), &want));
+        // Stopped firewalld (offline): the same, without the reload.
+        let ops = diff(None, &old, &want);
+        assert!(
+            ops.contains(&Op::ResizeIpset { name: "vorfw-g-x-4".into(), maxelem: 262_144 })
+                && !ops.contains(&Op::Reload)
+        );
     }
 
     #[test]

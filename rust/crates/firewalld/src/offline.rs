@@ -102,18 +102,34 @@ impl Offline {
         Ok(())
     }
 
+    fn new_ipset(&self, name: &str, family: Family, maxelem: u32) -> Result<(), String> {
+        let mut args =
+            vec![format!("--new-ipset={name}"), "--type=hash:net".to_string(), format!("--option=maxelem={maxelem}")];
+        if family == Family::V6 {
+            args.push("--option=family=inet6".into());
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&a).map(|_| ())
+    }
+
     pub fn exec(&self, op: &Op) -> Result<(), String> {
         let zone_arg = |zone: &str, what: String| -> Result<(), String> {
             self.run(&[&format!("--zone={zone}"), &what]).map(|_| ())
         };
         match op {
-            Op::NewIpset { name, family } => {
-                let mut args = vec![format!("--new-ipset={name}"), "--type=hash:net".to_string()];
-                if *family == Family::V6 {
-                    args.push("--option=family=inet6".into());
+            Op::NewIpset { name, family, maxelem } => self.new_ipset(name, *family, *maxelem),
+            Op::ResizeIpset { name, maxelem } => {
+                // firewall-offline-cmd cannot change an option: the set is made again, larger,
+                // with its entries (the zones' rules name it, and nothing runs meanwhile).
+                let info = parse_ipset_info(&self.run(&[&format!("--info-ipset={name}")])?);
+                self.run(&[&format!("--delete-ipset={name}")])?;
+                self.new_ipset(name, info.family, *maxelem)?;
+                if !info.entries.is_empty() {
+                    let list: Vec<String> = info.entries.into_iter().collect();
+                    let f = temp_list(&list)?;
+                    self.run(&[&format!("--ipset={name}"), &format!("--add-entries-from-file={}", f.display())])?;
                 }
-                let a: Vec<&str> = args.iter().map(String::as_str).collect();
-                self.run(&a).map(|_| ())
+                Ok(())
             }
             Op::SetEntries { layer: Layer::Permanent, name, entries } => {
                 // Replace the entries: remove what is there, then add from a file (one run each).
@@ -179,6 +195,7 @@ fn temp_list(items: &[String]) -> Result<vorfw_sys::TempPath, String> {
 /// entries (`entries: a b c`). Anything else is ignored.
 pub fn parse_ipset_info(info: &str) -> Ipset {
     let mut family = Family::V4;
+    let mut maxelem = None;
     let mut entries = Default::default();
     for line in info.lines() {
         let line = line.trim();
@@ -186,11 +203,12 @@ pub fn parse_ipset_info(info: &str) -> Ipset {
             if opts.split_whitespace().any(|o| o == "family=inet6") {
                 family = Family::V6;
             }
+            maxelem = opts.split_whitespace().find_map(|o| o.strip_prefix("maxelem=")?.parse().ok());
         } else if let Some(e) = line.strip_prefix("entries:") {
             entries = e.split_whitespace().map(str::to_string).collect();
         }
     }
-    Ipset { family, entries }
+    Ipset { family, maxelem, entries }
 }
 
 /// `firewall-offline-cmd --info-policy=NAME`: `key: value` lines, rich rules last, one per

@@ -60,6 +60,7 @@ proptest! {
         );
         let set = parse_ipset_info(&text);
         prop_assert_eq!(set.family, if v6 { Family::V6 } else { Family::V4 });
+        prop_assert_eq!(set.maxelem, Some(maxelem));
         prop_assert_eq!(set.entries, entries);
     }
 
