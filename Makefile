@@ -106,7 +106,8 @@ $(VENV)/.bench-stamp: bench/requirements.txt $(VENV)/.stamp
 	touch $@
 
 ## bench: planning (10,000 hosts); the report of 1,000 hosts in headless Chromium; the lab against
-##        ansible.posix.firewalld; 500 peers on ufw and nftables
+##        ansible.posix.firewalld; 500 peers on ufw and nftables; 10,000-peer sets on each backend;
+##        the 12-host lab and a 100-host lab (site.yml, verify covering and full, lab up/down)
 bench: setup build $(VENV)/.bench-stamp
 	bench/plan.sh
 	$(VENV)/bin/python bench/plan_playbook.py
@@ -115,6 +116,8 @@ bench: setup build $(VENV)/.bench-stamp
 	$(VENV)/bin/python bench/firewalld.py
 	$(VENV)/bin/python bench/scale.py
 	$(VENV)/bin/python bench/entra.py
+	$(VENV)/bin/python bench/backends.py
+	$(VENV)/bin/python bench/fleet_lab.py
 
 ## collection: the Galaxy tarball, with the built module binaries inside
 collection: build
