@@ -120,6 +120,12 @@ def plays(label: str, inventory: Path, hosts: int, tmp: Path) -> None:
     print(f"  {label}: site.yml re-run: {again:.1f} s = {again / ping:.1f}x ping (target 3x); "
           f"hosts changed: {len(changed)}{' ' + ', '.join(changed) if changed else ''}")
     for cov in ("covering", "full"):
+        if cov == "full" and hosts > 12 and not os.environ.get("BENCH_FLEET_FULL"):
+            # hosts² × ports: 316,800 probes at 100 hosts (the covering summary above says how
+            # many); on a 2-core machine the lab's sshd's stop answering under that load.
+            print(f"  {label}: verify (full): not run (BENCH_FLEET_FULL=1 runs it; its probe count is in "
+                  "the covering line above)")
+            continue
         dt, out = play(inventory, ROOT / "playbooks" / "verify.yml", "-e", f"verify_coverage={cov}")
         totals = re.findall(r'"msg": "(\d+) required flows open, (\d+) forbidden flows blocked, (\d+) mismatches"', out)
         req, forb, mism = (sum(int(t[i]) for t in totals) for i in range(3))
