@@ -179,6 +179,25 @@ impl Provider {
     pub fn discovery_url(&self) -> String {
         self.issuer.discovery_url()
     }
+
+    /// Every host and port the provider's clients connect to: the discovery document's and the
+    /// extra names.
+    pub fn hosts(&self, discovery: &crate::Discovery) -> std::collections::BTreeSet<HostPort> {
+        let mut h = discovery.hosts();
+        h.extend(self.extra_names.iter().cloned());
+        h
+    }
+
+    /// The DNS names to resolve on each host (the keys of [`crate::update`]'s answers): the
+    /// discovery document's names and the extra names.
+    pub fn names(&self, discovery: &crate::Discovery) -> std::collections::BTreeSet<String> {
+        self.hosts(discovery).iter().filter_map(|h| h.host.name().map(str::to_string)).collect()
+    }
+
+    /// The ports egress allows to the provider's addresses.
+    pub fn ports(&self, discovery: &crate::Discovery) -> std::collections::BTreeSet<u16> {
+        self.hosts(discovery).iter().map(|h| h.port).collect()
+    }
 }
 
 /// Parse and validate `host_firewall_oidc_providers` (a JSON array). Refused, naming the

@@ -195,6 +195,47 @@ impl DnsState {
     }
 }
 
+/// Address counts of a state, for status files and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsCounts {
+    /// What a firewall allows: answered and in grace.
+    pub effective: usize,
+    pub in_grace: usize,
+    pub ipv4: usize,
+    pub ipv6: usize,
+    pub names: usize,
+    /// Names whose last lookup failed (their previous addresses are kept).
+    pub failing: usize,
+}
+
+impl DnsState {
+    pub fn counts(&self, grace: Duration) -> DnsCounts {
+        let s = self.sets();
+        DnsCounts {
+            effective: s.len(),
+            in_grace: self.in_grace(grace).len(),
+            ipv4: s.ipv4.len(),
+            ipv6: s.ipv6.len(),
+            names: self.names.values().filter(|n| !n.dropped).count(),
+            failing: self.failing_names().len(),
+        }
+    }
+
+    /// Names whose last lookup failed, with the reason.
+    pub fn failing_names(&self) -> Vec<(&str, &str)> {
+        self.names
+            .iter()
+            .filter(|(_, n)| n.failures > 0 && !n.dropped)
+            .map(|(k, n)| (k.as_str(), n.last_error.as_deref().unwrap_or("")))
+            .collect()
+    }
+
+    /// The refresh is overdue by more than `slack` (a timer that stopped running).
+    pub fn overdue(&self, now: SystemTime, slack: Duration) -> bool {
+        now.duration_since(self.next_refresh).is_ok_and(|late| late > slack)
+    }
+}
+
 /// A name whose lookup did not change it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameFailure {
@@ -490,6 +531,10 @@ mod tests {
         let text = serde_json::to_string_pretty(&s3).unwrap();
         assert_eq!(serde_json::from_str::<DnsState>(&text).unwrap(), s3);
         assert!(text.contains("\"gone_since\""), "{text}");
+        let c = s3.counts(p.grace);
+        assert_eq!((c.effective, c.in_grace, c.ipv4, c.ipv6, c.names, c.failing), (3, 2, 2, 1, 1, 0));
+        assert!(!s3.overdue(t(7200 + 3600), Duration::ZERO));
+        assert!(s3.overdue(t(7200 + 3600 + 61), Duration::from_secs(60)));
     }
 
     #[test]
@@ -523,6 +568,11 @@ mod tests {
         assert_eq!(r2.next_refresh, t(100_000 + 300), "failures retry at min_refresh");
         assert_eq!(s2.names["a.example.com"].failures, 1);
         assert_eq!(s2.names["a.example.com"].last_success, Some(t(0)));
+        assert_eq!(
+            s2.failing_names(),
+            [("a.example.com", "lookup failed: timed out"), ("b.example.com", "the answer holds no address")]
+        );
+        assert_eq!(s2.counts(p.grace).failing, 2);
         // A first lookup that fails: nothing yet, and no error.
         let (s3, r3) = update(None, t(0), &answers(vec![("a.example.com", Err("SERVFAIL".into()))]), &p).unwrap();
         assert!(s3.effective().is_empty());

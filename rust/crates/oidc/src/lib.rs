@@ -31,7 +31,7 @@ pub use discovery::{
     DEFAULT_MAX_HOSTS, DEFAULT_MAX_REDIRECTS, ENDPOINT_FIELDS,
 };
 pub use dns::{
-    update, AddressEntry, AddressSets, Answer, DnsPolicy, DnsReport, DnsState, NameFailure, NameState,
+    update, AddressEntry, AddressSets, Answer, DnsCounts, DnsPolicy, DnsReport, DnsState, NameFailure, NameState,
     DNS_STATE_VERSION,
 };
 pub use error::{Error, ErrorKind, Result};

@@ -224,6 +224,10 @@ fn providers_with_ranges_resolve_what_the_ranges_miss() {
     let ps = parse_providers(&json!([{"issuer": tenant, "addresses": "entra"}])).unwrap();
     let d = validate_discovery(&fixture("discovery/entra.json"), &ps[0].issuer, &DiscoveryLimits::default()).unwrap();
     assert!(d.names().contains("graph.microsoft.com"));
+    let ps2 = parse_providers(&json!([{"issuer": tenant, "addresses": "entra", "extra_names": ["graph.microsoft.com", "aadcdn.msftauth.net:8443"]}])).unwrap();
+    let all: Vec<String> = ps2[0].names(&d).into_iter().collect();
+    assert_eq!(all, ["aadcdn.msftauth.net", "graph.microsoft.com", "login.microsoftonline.com"]);
+    assert_eq!(ps2[0].ports(&d).into_iter().collect::<Vec<_>>(), [443, 8443]);
     let entra: BTreeSet<IpNet> = ["20.190.128.0/18", "40.126.0.0/18"].iter().map(|s| s.parse().unwrap()).collect();
     let resolved = ["20.190.151.7", "20.190.190.1", "52.96.0.1"].iter().map(|s| s.parse().unwrap()).collect();
     let extra: Vec<String> = outside_ranges(&resolved, &entra).iter().map(|a| a.to_string()).collect();
