@@ -419,7 +419,8 @@ pub fn derive_id(host: &str) -> String {
     id.make_ascii_lowercase();
     let id = id.trim_matches('-').to_string();
     if id.is_empty() || !id.starts_with(|c: char| c.is_ascii_lowercase()) {
-        format!("p{}", id).chars().take(MAX_ID_LEN).collect()
+        let p: String = format!("p{id}").chars().take(MAX_ID_LEN).collect();
+        p.trim_end_matches('-').to_string()
     } else {
         id
     }
@@ -600,6 +601,10 @@ mod tests {
         assert_eq!(derive_id("auth.example.com"), "example");
         assert_eq!(derive_id("a-very-long-keycloak-hostname.example.com"), "a-very-long-keyc");
         assert_eq!(derive_id("123.example.com"), "p123");
+        assert_eq!(derive_id("12345678901234-x.example.com"), "p12345678901234");
+        for h in ["login.microsoftonline.com", "12345678901234-x.example.com", "---.example.com", "x.example.com"] {
+            assert!(check_id(&derive_id(h)).is_ok(), "{h}: {}", derive_id(h));
+        }
         assert!(check_id("a".repeat(17).as_str()).is_err());
         assert!(check_id("kc-1").is_ok());
     }

@@ -25,6 +25,9 @@ use crate::error::{Error, ErrorKind, Result};
 /// The state file's format version.
 pub const DNS_STATE_VERSION: u32 = 1;
 
+/// The longest `grace` and `max_refresh` accepted.
+pub const MAX_POLICY_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// The update policy for resolved addresses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsPolicy {
@@ -57,7 +60,7 @@ impl Default for DnsPolicy {
 }
 
 impl DnsPolicy {
-    /// Refused: a zero or inverted refresh window, a zero cap.
+    /// Refused: a zero or inverted refresh window, a zero cap, a grace or refresh over a year.
     pub fn validate(&self) -> Result<()> {
         if self.min_refresh.is_zero() {
             return Err(Error::new(ErrorKind::Config, "min_refresh must be more than 0"));
@@ -71,6 +74,14 @@ impl DnsPolicy {
                     self.max_refresh.as_secs()
                 ),
             ));
+        }
+        for (what, d) in [("grace", self.grace), ("max_refresh", self.max_refresh)] {
+            if d > MAX_POLICY_DURATION {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{what} ({}s) is more than a year ({}s)", d.as_secs(), MAX_POLICY_DURATION.as_secs()),
+                ));
+            }
         }
         if self.max_addresses == 0 {
             return Err(Error::new(ErrorKind::Config, "max_addresses must be at least 1"));
@@ -626,6 +637,21 @@ mod tests {
         let e = update(None, t(0), &BTreeMap::new(), &DnsPolicy { min_refresh: Duration::from_secs(7200), ..p })
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn a_clock_that_goes_back_keeps_everything() {
+        let p = DnsPolicy { grace: Duration::from_secs(600), ..DnsPolicy::default() };
+        let (s1, _) = update(None, t(10_000), &answers(vec![("a.example.com", ok(&[("20.0.0.1", 300)]))]), &p).unwrap();
+        let (s2, _) =
+            update(Some(&s1), t(10_100), &answers(vec![("a.example.com", ok(&[("20.0.0.2", 300)]))]), &p).unwrap();
+        let (s3, r3) =
+            update(Some(&s2), t(0), &answers(vec![("a.example.com", ok(&[("20.0.0.2", 300)]))]), &p).unwrap();
+        assert_eq!(eff(&s3), ["20.0.0.1", "20.0.0.2"]);
+        assert!(r3.removed.is_empty());
+        let e =
+            update(None, t(0), &BTreeMap::new(), &DnsPolicy { grace: Duration::from_secs(u64::MAX), ..p }).unwrap_err();
+        assert!(e.message().contains("grace"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use discovery::{
 };
 pub use dns::{
     update, AddressEntry, AddressSets, Answer, DnsCounts, DnsPolicy, DnsReport, DnsState, NameFailure, NameState,
-    DNS_STATE_VERSION,
+    DNS_STATE_VERSION, MAX_POLICY_DURATION,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use names::{dns_name, https_url, name_and_port, Host, HostPort, HTTPS_PORT};

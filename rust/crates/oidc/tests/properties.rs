@@ -34,8 +34,9 @@ fn addr(i: usize) -> IpAddr {
     }
 }
 
-fn round() -> impl Strategy<Value = (u64, BTreeMap<String, Answer>)> {
-    (0u64..20_000, proptest::collection::btree_map("[a-c]\\.example\\.com", answer(), 0..4))
+/// A clock step (sometimes backwards) and the answers.
+fn round() -> impl Strategy<Value = (i64, BTreeMap<String, Answer>)> {
+    (-3_000i64..20_000, proptest::collection::btree_map("[a-c]\\.example\\.com", answer(), 0..4))
 }
 
 proptest! {
@@ -66,7 +67,11 @@ proptest! {
         let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
         let mut state: Option<DnsState> = None;
         for (step, answers) in rounds {
-            now += Duration::from_secs(step);
+            if step >= 0 {
+                now += Duration::from_secs(step as u64);
+            } else {
+                now -= Duration::from_secs(step.unsigned_abs());
+            }
             match update(state.as_ref(), now, &answers, &policy) {
                 Ok((next, report)) => {
                     prop_assert!(next.effective().len() <= cap, "{} > cap {}", next.effective().len(), cap);
