@@ -459,7 +459,7 @@ fn refresh_after(min_ttl: Option<u32>, any_failed: bool, policy: &DnsPolicy) -> 
     want.clamp(policy.min_refresh, policy.max_refresh)
 }
 
-mod secs {
+pub(crate) mod secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -13,13 +13,16 @@
 //! * [`parse_google`] + [`google_services`] (goog.json minus cloud.json), [`parse_okta`]: range
 //!   files into [`RangeSet`]s, with the Entra feed's plausibility rules;
 //! * [`update`]: a `dns` provider's [`DnsState`] folded with one round of answers under a
-//!   [`DnsPolicy`], giving a [`DnsReport`].
+//!   [`DnsPolicy`], giving a [`DnsReport`];
+//! * [`merge_published`]: the Entra feed's update policy (grace, held removals) for a published
+//!   [`RangeSet`], into the feed's own `State`.
 
 mod config;
 mod discovery;
 mod dns;
 mod error;
 mod names;
+mod published;
 mod ranges;
 
 pub use config::{
@@ -36,6 +39,7 @@ pub use dns::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use names::{dns_name, https_url, name_and_port, Host, HostPort, HTTPS_PORT};
+pub use published::{merge_published, published_change_number, published_tag, PublishedPolicy};
 pub use ranges::{
     google_services, okta_cells, outside_ranges, parse_google, parse_okta, split_families, subtract, GoogleFile,
     RangeLimits, RangeSet, DEFAULT_MAX_RANGE_BYTES,
