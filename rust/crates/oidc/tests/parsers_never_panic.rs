@@ -13,7 +13,7 @@ fn google_issuer() -> Issuer {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn discovery_documents(text in DISCOVERY_TOKENS, lab in any::<bool>()) {
