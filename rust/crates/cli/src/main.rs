@@ -100,6 +100,10 @@ struct CloudArgs {
     /// AWS: max_entries of the Entra ID prefix lists (each reference counts as that many rules).
     #[arg(long, default_value_t = 100)]
     aws_prefix_list_entries: usize,
+    /// The inventory groups that are cloud groups (comma-separated; default: every group the
+    /// plan's rules name). A rule naming a group left out is an error.
+    #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
+    cloud_groups: Vec<String>,
     /// Azure: a service-tag file (ServiceTags_*.json) the identity provider's tag must exist in.
     #[arg(long, value_name = "FILE")]
     service_tags: Option<std::path::PathBuf>,
@@ -335,6 +339,7 @@ fn cloud_options(a: &CloudArgs) -> Result<vorfw_core::cloud::CloudOptions> {
         },
         aws_rules_quota: a.aws_rules_quota,
         aws_prefix_list_entries: a.aws_prefix_list_entries,
+        groups: a.cloud_groups.clone(),
     })
 }
 

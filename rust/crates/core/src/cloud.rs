@@ -73,6 +73,8 @@ pub struct CloudOptions {
     pub aws_rules_quota: usize,
     /// AWS: the Entra ID prefix lists' `max_entries` (each reference counts as that many rules).
     pub aws_prefix_list_entries: usize,
+    /// The inventory groups that are cloud groups (empty: every group the plan's rules name).
+    pub groups: Vec<String>,
 }
 
 impl Default for CloudOptions {
@@ -84,7 +86,97 @@ impl Default for CloudOptions {
             egress: None,
             aws_rules_quota: AWS_MAX_RULES,
             aws_prefix_list_entries: 100,
+            groups: vec![],
         }
+    }
+}
+
+impl CloudOptions {
+    /// The options as the plan module takes them (`cloud:`): `nsg_mode` (`subnet`, `service`),
+    /// `subnets` (name → groups), `external` (`group`, `perimeter`), `egress` (`auto`, `open`,
+    /// `restricted`), `aws_rules_quota`, `aws_prefix_list_entries`; `format` is the caller's.
+    pub fn from_json(v: &Value) -> Result<CloudOptions> {
+        let mut o = CloudOptions::default();
+        let Some(map) = v.as_object() else {
+            return Err(Error::new("cloud: expected a dictionary"));
+        };
+        let word = |k: &str, allowed: &[&str]| -> Result<Option<String>> {
+            match map.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(Some(s.clone())),
+                Some(x) => Err(Error::new(format!("cloud.{k}: {x} is not one of {}", allowed.join(", ")))),
+            }
+        };
+        let count = |k: &str| -> Result<Option<usize>> {
+            match map.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => x
+                    .as_u64()
+                    .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
+                    .filter(|n| *n > 0)
+                    .map(|n| Some(n as usize))
+                    .ok_or_else(|| Error::new(format!("cloud.{k}: {x} is not a positive integer"))),
+            }
+        };
+        for k in map.keys() {
+            if ![
+                "format",
+                "nsg_mode",
+                "subnets",
+                "external",
+                "egress",
+                "aws_rules_quota",
+                "aws_prefix_list_entries",
+                "groups",
+            ]
+            .contains(&k.as_str())
+            {
+                return Err(Error::new(format!("cloud: unknown option {k}")));
+            }
+        }
+        if word("nsg_mode", &["subnet", "service"])?.as_deref() == Some("service") {
+            o.nsg_mode = NsgMode::Service;
+        }
+        if word("external", &["group", "perimeter"])?.as_deref() == Some("perimeter") {
+            o.external = ExternalAt::Perimeter;
+        }
+        o.egress = match word("egress", &["auto", "open", "restricted"])?.as_deref() {
+            Some("open") => Some(EgressMode::Open),
+            Some("restricted") => Some(EgressMode::Restricted),
+            _ => None,
+        };
+        if let Some(n) = count("aws_rules_quota")? {
+            o.aws_rules_quota = n;
+        }
+        if let Some(n) = count("aws_prefix_list_entries")? {
+            o.aws_prefix_list_entries = n;
+        }
+        match map.get("groups") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                o.groups = a.iter().filter_map(|g| g.as_str().map(String::from)).collect();
+            }
+            Some(x) => return Err(Error::new(format!("cloud.groups: {x} is not a list of inventory groups"))),
+        }
+        match map.get("subnets") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(subnets)) => {
+                for (name, groups) in subnets {
+                    let gs: Option<Vec<String>> =
+                        groups.as_array().map(|a| a.iter().filter_map(|g| g.as_str().map(String::from)).collect());
+                    match gs {
+                        Some(gs) if !gs.is_empty() => o.subnets.push((name.clone(), gs)),
+                        _ => {
+                            return Err(Error::new(format!(
+                                "cloud.subnets.{name}: expected a list of inventory groups"
+                            )))
+                        }
+                    }
+                }
+            }
+            Some(x) => return Err(Error::new(format!("cloud.subnets: {x} is not a dictionary of subnet to groups"))),
+        }
+        Ok(o)
     }
 }
 
@@ -326,6 +418,19 @@ pub fn policy(plans: &Plans, m: &Matrix, o: &CloudOptions) -> Result<CloudPolicy
     }
     let (mut kept, mut perimeter) = (vec![], vec![]);
     for r in rules.into_values() {
+        if !o.groups.is_empty() {
+            if !o.groups.contains(&r.group) {
+                continue;
+            }
+            if let CloudPeer::Group(g) = &r.peer {
+                if !o.groups.contains(g) {
+                    return Err(Error::new(format!(
+                        "rule {} of group {} names group {g}, which is not a cloud group; add it to the cloud groups",
+                        r.id, r.group
+                    )));
+                }
+            }
+        }
         if r.external && o.external == ExternalAt::Perimeter {
             perimeter.push(r);
         } else {
