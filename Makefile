@@ -47,7 +47,7 @@ $(VENV)/.cloud-stamp: tests/cloud/requirements.txt $(VENV)/.stamp
 
 $(CLOUD_COLLECTIONS)/.stamp: $(VENV)/.stamp
 	rm -rf $(CLOUD_COLLECTIONS) && mkdir -p $(CLOUD_COLLECTIONS) $(ROOT)/build/wheels
-	$(VENV)/bin/pip download -q --disable-pip-version-check --no-deps -d $(ROOT)/build/wheels $(ANSIBLE_PACKAGE)
+	$(VENV)/bin/pip download -q --disable-pip-version-check --no-deps --find-links $(ROOT)/build/wheels -d $(ROOT)/build/wheels $(ANSIBLE_PACKAGE)
 	cd $(CLOUD_COLLECTIONS) && $(VENV)/bin/python -c 'import glob, zipfile; \
 	  z = zipfile.ZipFile(sorted(glob.glob("$(ROOT)/build/wheels/$(subst ==,-,$(ANSIBLE_PACKAGE))-*.whl"))[-1]); \
 	  z.extractall(".", [n for n in z.namelist() if n.startswith(("ansible_collections/amazon/aws/", "ansible_collections/azure/azcollection/"))])'
