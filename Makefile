@@ -18,7 +18,7 @@ APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-clien
 LAB_INV := -i tests/lab/inventory.ini -i tests/lab/demo.yml
 export ANSIBLE_FORKS ?= 16
 
-.PHONY: setup setup-apt setup-venv setup-rust build link test test-unit test-cli test-ansible test-lab test-tarball test-ansible-core demo bench collection clean lab-up lab-down
+.PHONY: setup setup-apt setup-venv setup-rust setup-cloud build link test test-unit test-cli test-cloud test-ansible test-lab test-tarball test-ansible-core demo bench collection clean lab-up lab-down
 
 ## setup: everything a fresh Debian 12 machine needs (idempotent)
 setup: setup-apt setup-venv setup-rust link
@@ -34,6 +34,26 @@ $(VENV)/.stamp: requirements.txt
 	touch $@
 
 setup-venv: $(VENV)/.stamp
+
+## setup-cloud: what the cloud tests need: a local EC2 emulator (moto) and the SDKs
+##   (tests/cloud/requirements.txt), and the cloud collections amazon.aws and azure.azcollection
+##   unpacked from the pinned `ansible` package's wheel into build/cloud-collections (only PyPI
+##   is needed, no Galaxy)
+ANSIBLE_PACKAGE := ansible==11.13.0
+CLOUD_COLLECTIONS := $(ROOT)/build/cloud-collections
+$(VENV)/.cloud-stamp: tests/cloud/requirements.txt $(VENV)/.stamp
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/cloud/requirements.txt
+	touch $@
+
+$(CLOUD_COLLECTIONS)/.stamp: $(VENV)/.stamp
+	rm -rf $(CLOUD_COLLECTIONS) && mkdir -p $(CLOUD_COLLECTIONS) $(ROOT)/build/wheels
+	$(VENV)/bin/pip download -q --disable-pip-version-check --no-deps --find-links $(ROOT)/build/wheels -d $(ROOT)/build/wheels $(ANSIBLE_PACKAGE)
+	cd $(CLOUD_COLLECTIONS) && $(VENV)/bin/python -c 'import glob, zipfile; \
+	  z = zipfile.ZipFile(sorted(glob.glob("$(ROOT)/build/wheels/$(subst ==,-,$(ANSIBLE_PACKAGE))-*.whl"))[-1]); \
+	  z.extractall(".", [n for n in z.namelist() if n.startswith(("ansible_collections/amazon/aws/", "ansible_collections/azure/azcollection/"))])'
+	touch $@
+
+setup-cloud: $(VENV)/.cloud-stamp $(CLOUD_COLLECTIONS)/.stamp
 
 setup-rust:
 	@for t in $(RUST_TARGETS); do rustup target list --installed | grep -qx $$t || rustup target add $$t; done
@@ -60,7 +80,7 @@ build: setup-rust link
 	install -m 0755 rust/target/$(HOST_ARCH)-unknown-linux-musl/release/vorfw bin/vorfw
 
 ## test: every test (the lab tests bring the lab up themselves and take it down at the end)
-test: setup build test-unit test-cli test-ansible test-tarball test-ansible-core test-lab
+test: setup build test-unit test-cli test-cloud test-ansible test-tarball test-ansible-core test-lab
 
 SHARED_TAGS := $(ROOT)/../shared/data/servicetags
 
@@ -76,6 +96,11 @@ test-unit:
 
 test-cli:
 	$(VENV)/bin/pytest -q tests/cli
+
+## test-cloud: the cloud_security_groups role against moto on 127.0.0.1 (AWS) and the Azure
+##   templates and module arguments offline; nothing leaves the machine
+test-cloud: setup-cloud build
+	$(VENV)/bin/pytest -q tests/cloud
 
 test-ansible:
 	$(VENV)/bin/pytest -q tests/ansible

@@ -69,6 +69,48 @@ options:
       - With O(report), probe results to show - source host to that host's
         M(vorstream.firewall.verify) result, or its C(results) list.
     type: dict
+  cloud:
+    description:
+      - Also return the whole inventory as cloud security policy in C(cloud), as
+        C(vorfw plan --format aws-sg|azure-nsg) prints it (the C(vorstream.firewall.cloud_security_groups)
+        role applies it).
+    type: dict
+    suboptions:
+      format:
+        description: V(aws-sg) (security groups and prefix lists) or V(azure-nsg) (an ARM template).
+        type: str
+        choices: [aws-sg, azure-nsg]
+        required: true
+      groups:
+        description: The inventory groups that are cloud groups; default every group the plan's rules name.
+        type: list
+        elements: str
+      nsg_mode:
+        description: Azure - one NSG per subnet (O(cloud.subnets)) or one per group.
+        type: str
+        choices: [subnet, service]
+        default: subnet
+      subnets:
+        description: Azure, O(cloud.nsg_mode=subnet) - subnet name to the inventory groups its hosts are in.
+        type: dict
+      external:
+        description: External audiences' rules in the groups (V(group)) or left to a perimeter (V(perimeter)).
+        type: str
+        choices: [group, perimeter]
+        default: group
+      egress:
+        description: Egress rules - V(auto) follows the hosts' C(host_firewall_egress).
+        type: str
+        choices: [auto, open, restricted]
+        default: auto
+      aws_rules_quota:
+        description: AWS - rules per security group and direction the account allows.
+        type: int
+        default: 1000
+      aws_prefix_list_entries:
+        description: AWS - C(max_entries) of the Entra ID prefix lists.
+        type: int
+        default: 100
 attributes:
   check_mode:
     support: full
@@ -170,6 +212,13 @@ report_html:
   description: With O(report), the sign-off report (an HTML page; every value escaped).
   returned: when O(report) is true
   type: str
+cloud:
+  description:
+    - With O(cloud), for V(aws-sg) the security groups (C(security_groups), each with C(rules) and
+      C(rules_egress) in the shape M(amazon.aws.ec2_security_group) takes), C(prefix_lists) and
+      C(perimeter); for V(azure-nsg) an ARM template (C(resources)).
+  returned: when O(cloud) is given
+  type: dict
 host_count:
   description: The number of hosts planned (the whole inventory; C(plans) holds only the requested ones).
   returned: success

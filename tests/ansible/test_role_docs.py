@@ -46,7 +46,7 @@ def spec_type(option: dict) -> str:
 
 
 def test_every_role_is_covered():
-    assert ROLES == ["entra_egress", "host_firewall", "verify"]
+    assert ROLES == ["cloud_security_groups", "entra_egress", "host_firewall", "verify"]
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -46,6 +46,67 @@ enum Format {
     Mermaid,
     /// Per-host rule counts (for very large inventories).
     Summary,
+    /// Azure: an ARM template of application security groups (one per group) and NSGs.
+    AzureNsg,
+    /// AWS: security groups with group-to-group rules as amazon.aws.ec2_security_group takes
+    /// them, and the Entra ID prefix lists.
+    AwsSg,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum NsgModeArg {
+    /// One NSG per subnet (--subnet; default: one NSG for every group).
+    Subnet,
+    /// One NSG per group.
+    Service,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum ExternalArg {
+    /// External audiences' CIDRs are sources in the groups' rules.
+    Group,
+    /// External audiences are left to a perimeter firewall (listed under `perimeter`).
+    Perimeter,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum EgressArg {
+    /// From the hosts: restricted when every host's host_firewall_egress is.
+    Auto,
+    Open,
+    Restricted,
+}
+
+/// Options of the cloud formats (azure-nsg, aws-sg).
+#[derive(clap::Args)]
+struct CloudArgs {
+    /// Azure: one NSG per subnet or per group.
+    #[arg(long, value_enum, default_value_t = NsgModeArg::Subnet)]
+    nsg_mode: NsgModeArg,
+    /// Azure, --nsg-mode subnet: a subnet's NSG and the inventory groups it holds
+    /// (NAME=GROUP,GROUP; repeatable).
+    #[arg(long, value_name = "NAME=GROUPS")]
+    subnet: Vec<String>,
+    /// Where the external audiences' rules go.
+    #[arg(long, value_enum, default_value_t = ExternalArg::Group)]
+    external: ExternalArg,
+    /// Cloud egress rules: the plan's outbound flows and the Entra ID egress (restricted), or
+    /// one allow-all rule (open).
+    #[arg(long, value_enum, default_value_t = EgressArg::Auto)]
+    egress: EgressArg,
+    /// AWS: rules per security group and direction the account allows.
+    #[arg(long, default_value_t = vorfw_core::cloud::AWS_MAX_RULES)]
+    aws_rules_quota: usize,
+    /// AWS: max_entries of the Entra ID prefix lists (each reference counts as that many rules).
+    #[arg(long, default_value_t = 100)]
+    aws_prefix_list_entries: usize,
+    /// The inventory groups that are cloud groups (comma-separated; default: every group the
+    /// plan's rules name). A rule naming a group left out is an error.
+    #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
+    cloud_groups: Vec<String>,
+    /// Azure: a service-tag file (ServiceTags_*.json) the identity provider's tag must exist in.
+    #[arg(long, value_name = "FILE")]
+    service_tags: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +118,8 @@ struct PlanArgs {
     /// Only print these hosts (comma-separated names); peers still come from the whole inventory.
     #[arg(short = 'l', long, value_name = "HOSTS")]
     limit: Option<String>,
+    #[command(flatten)]
+    cloud: CloudArgs,
 }
 
 /// Where the inventory comes from (shared by `plan` and `render`).
@@ -248,8 +311,69 @@ fn report(a: ReportArgs) -> Result<String> {
     Ok(String::new())
 }
 
+fn cloud_options(a: &CloudArgs) -> Result<vorfw_core::cloud::CloudOptions> {
+    use vorfw_core::cloud::{CloudOptions, ExternalAt, NsgMode};
+    let mut subnets = vec![];
+    for s in &a.subnet {
+        let Some((name, groups)) = s.split_once('=') else {
+            bail!("--subnet {s}: expected NAME=GROUP,GROUP");
+        };
+        let groups: Vec<String> =
+            groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect();
+        if name.trim().is_empty() || groups.is_empty() {
+            bail!("--subnet {s}: expected NAME=GROUP,GROUP");
+        }
+        subnets.push((name.trim().to_string(), groups));
+    }
+    if !subnets.is_empty() && a.nsg_mode != NsgModeArg::Subnet {
+        bail!("--subnet is for --nsg-mode subnet");
+    }
+    Ok(CloudOptions {
+        external: if a.external == ExternalArg::Perimeter { ExternalAt::Perimeter } else { ExternalAt::Group },
+        nsg_mode: if a.nsg_mode == NsgModeArg::Service { NsgMode::Service } else { NsgMode::Subnet },
+        subnets,
+        egress: match a.egress {
+            EgressArg::Auto => None,
+            EgressArg::Open => Some(vorfw_core::EgressMode::Open),
+            EgressArg::Restricted => Some(vorfw_core::EgressMode::Restricted),
+        },
+        aws_rules_quota: a.aws_rules_quota,
+        aws_prefix_list_entries: a.aws_prefix_list_entries,
+        groups: a.cloud_groups.clone(),
+    })
+}
+
+/// The cloud renderings: the whole inventory's plan folded into groups.
+fn cloud(plans: &vorfw_core::Plans, format: Format, a: &CloudArgs) -> Result<String> {
+    use vorfw_core::cloud;
+    let o = cloud_options(a)?;
+    let p = cloud::policy(plans, Matrix::embedded(), &o)?;
+    if let (Format::AzureNsg, Some(f)) = (format, &a.service_tags) {
+        let v = read_json(f)?;
+        let names: Vec<&str> =
+            v["values"].as_array().map(|a| a.iter().filter_map(|t| t["name"].as_str()).collect()).unwrap_or_default();
+        if names.is_empty() {
+            bail!("--service-tags {}: not a service-tag file (no values[].name)", f.display());
+        }
+        if p.egress_restricted && !names.contains(&p.idp_service_tag.as_str()) {
+            bail!("--service-tags {}: the service tag {} is not in this file", f.display(), p.idp_service_tag);
+        }
+    }
+    let v = match format {
+        Format::AzureNsg => cloud::azure_nsg(&p, &o)?,
+        _ => cloud::aws_sg(&p, &o)?,
+    };
+    Ok(cloud::to_text(&v))
+}
+
 fn plan(a: PlanArgs) -> Result<String> {
     let mut plans = plans(&a.inv)?;
+    if matches!(a.format, Format::AzureNsg | Format::AwsSg) {
+        if a.limit.is_some() {
+            bail!("--limit: the cloud formats are for the whole inventory");
+        }
+        return cloud(&plans, a.format, &a.cloud);
+    }
     if let Some(limit) = &a.limit {
         let wanted: Vec<&str> = limit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         for w in &wanted {
@@ -273,5 +397,6 @@ fn plan(a: PlanArgs) -> Result<String> {
         Format::Csv => render::csv(&plans).map_err(anyhow::Error::msg)?,
         Format::Mermaid => render::mermaid(&plans),
         Format::Summary => render::summary(&plans),
+        Format::AzureNsg | Format::AwsSg => unreachable!("rendered above"),
     })
 }

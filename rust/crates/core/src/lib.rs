@@ -25,6 +25,7 @@
 //! ```
 
 pub mod backend;
+pub mod cloud;
 pub mod diagram;
 pub mod error;
 pub mod inventory;

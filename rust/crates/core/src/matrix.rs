@@ -40,6 +40,9 @@ pub struct EgressRow {
     pub port: u16,
     pub protocols: Vec<String>,
     pub purpose: String,
+    /// The cloud's name for the destinations (Azure service tag), where there is one.
+    #[serde(default)]
+    pub service_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -23,6 +23,7 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         "probe_coverage",
         "report",
         "verify_results",
+        "cloud",
     ])?;
     let inv_json = match (m.args.get("inventory"), m.args.get("groups"), m.args.get("hostvars")) {
         (Some(inv), None, None) => inv.clone(),
@@ -70,6 +71,26 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
             Some(v) => Some(VerifyResults::from_json(v)?),
         };
         data.insert("report_html".into(), json!(html(&plans, Extras { against: None, verify: verify.as_ref() })));
+    }
+    // The whole inventory as cloud security policy (roles/cloud_security_groups).
+    if let Some(c) = m.args.get("cloud").filter(|c| !c.is_null()) {
+        use vorfw_core::cloud;
+        let o = cloud::CloudOptions::from_json(c)?;
+        let p = cloud::policy(&plans, Matrix::embedded(), &o)?;
+        let v = match c.get("format").and_then(Value::as_str) {
+            Some("azure-nsg") => cloud::azure_nsg(&p, &o)?,
+            Some("aws-sg") => cloud::aws_sg(&p, &o)?,
+            other => return Err(Failure::new(format!("cloud.format: {other:?} is not one of aws-sg, azure-nsg"))),
+        };
+        for w in v["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(v["metadata"]["warnings"].as_array().into_iter().flatten())
+        {
+            m.warn(w.as_str().unwrap_or_default().to_string());
+        }
+        data.insert("cloud".into(), v);
     }
     // Each peer set once (`sets`), and per host its rules naming them (`plans`): the apply
     // module takes a host's entry and the table.
