@@ -30,6 +30,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// OIDC provider egress: discover, resolve, diff, show, status (and refresh, for the timer).
+    #[command(disable_help_flag = true)]
+    Oidc {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -190,6 +196,11 @@ fn main() {
         argv.extend(args.iter().cloned());
         std::process::exit(vorfw_entra::cli_with(argv, Some(&vorfw_refresher::host_applier)));
     }
+    if let Cmd::Oidc { args } = &cli.cmd {
+        let mut argv = vec!["vorfw oidc".to_string()];
+        argv.extend(args.iter().cloned());
+        std::process::exit(vorfw_oidc::cli(argv));
+    }
     match run(cli) {
         Ok(out) => {
             let mut so = std::io::stdout().lock();
@@ -209,7 +220,7 @@ fn run(cli: Cli) -> Result<String> {
         Cmd::Plan(a) => plan(a),
         Cmd::Render(a) => render_host(a),
         Cmd::Report(a) => report(a),
-        Cmd::Entra { .. } => unreachable!("handled in main"),
+        Cmd::Entra { .. } | Cmd::Oidc { .. } => unreachable!("handled in main"),
     }
 }
 
