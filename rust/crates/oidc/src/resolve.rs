@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::ProtoErrorKind;
 use hickory_resolver::{Name, TokioResolver};
 
 use crate::dns::Answer;
@@ -87,9 +89,15 @@ async fn family(r: &TokioResolver, name: &Name, rt: RecordType) -> std::result::
                 _ => None,
             })
             .collect()),
-        Err(e) if e.is_no_records_found() && !e.is_nx_domain() => Ok(Vec::new()),
-        Err(e) if e.is_nx_domain() => Err(format!("{rt}: NXDOMAIN (no such name)")),
-        Err(e) => Err(format!("{rt}: {e}")),
+        Err(e) => match e.proto().map(|p| p.kind()) {
+            // NOERROR without records of this type (NODATA): the name has none of this family.
+            Some(ProtoErrorKind::NoRecordsFound { response_code: ResponseCode::NoError, .. }) => Ok(Vec::new()),
+            Some(ProtoErrorKind::NoRecordsFound { response_code: ResponseCode::NXDomain, .. }) => {
+                Err(format!("{rt}: NXDOMAIN (no such name)"))
+            }
+            Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => Err(format!("{rt}: {response_code}")),
+            _ => Err(format!("{rt}: {e}")),
+        },
     }
 }
 
