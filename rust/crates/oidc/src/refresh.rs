@@ -121,11 +121,15 @@ fn compute(p: &Provider, opts: &RefreshOptions, now: SystemTime) -> Result<Outco
 /// Refresh one provider. On failure the state file is untouched and the status file says why
 /// (not in check mode).
 pub fn refresh_provider(p: &Provider, opts: &RefreshOptions, now: SystemTime) -> Result<Outcome> {
-    let result = compute(p, opts, now);
     if opts.check {
-        return result;
+        return compute(p, opts, now);
     }
     let dir = &opts.state_dir;
+    // One refresh of a provider at a time (the timer and an operator): the second waits.
+    let lock_path = dir.join(format!(".{}.lock", p.id));
+    let _lock = vorfw_sys::Lock::take(&lock_path, vorfw_sys::LockKind::Wait)
+        .map_err(|e| Error::new(crate::error::ErrorKind::State, e))?;
+    let result = compute(p, opts, now);
     let prev_status = load_provider_status(dir, &p.id).ok().flatten();
     match result {
         Ok(mut o) => {

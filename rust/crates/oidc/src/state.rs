@@ -2,6 +2,7 @@
 //! default): `<id>.json`, the provider's accepted state, replaced atomically
 //! (`vorfw_sys::replace`) only when a refresh succeeds, so a bad fetch or a refusal leaves it
 //! byte for byte as it was; and `<id>.status.json`, written on every refresh, for monitoring.
+//! A refresh holds `.<id>.lock` (flock) while it runs.
 //! Reading them needs no network stack (the firewall side reads the sets without `fetch`).
 
 use std::collections::BTreeSet;

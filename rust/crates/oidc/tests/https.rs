@@ -271,3 +271,41 @@ fn published_okta_ranges_over_https() {
     assert_eq!(e.kind(), ErrorKind::WrongContent, "{e}");
     assert_eq!(std::fs::read(state_path(&lab.opts().state_dir, "lab")).unwrap(), before);
 }
+
+#[test]
+fn published_google_ranges_over_https_are_goog_minus_cloud() {
+    let lab = Lab::new("oidc-google");
+    let fix = |n: &str| {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../tests/fixtures/oidc/google").join(n))
+            .expect("the Google fixtures")
+    };
+    let (goog, cloud) = (fix("goog.json"), fix("cloud.json"));
+    lab.server.set("/ipranges/goog.json", Reply::json(Arc::new(goog.clone())));
+    lab.server.set("/ipranges/cloud.json", Reply::json(Arc::new(cloud.clone())));
+    lab.serve(&lab.good_doc());
+    let p = parse_provider(&json!({
+        "issuer": lab.issuer(), "name": "lab",
+        "addresses": {"kind": "published", "format": "google",
+                      "url": lab.url(KEYS, "/ipranges/goog.json"), "cloud_url": lab.url(KEYS, "/ipranges/cloud.json")},
+    }))
+    .unwrap();
+    let o = refresh_provider(&p, &lab.opts(), day(0)).unwrap();
+    let l = vorfw_oidc::RangeLimits::google();
+    let want = vorfw_oidc::google_services(
+        &vorfw_oidc::parse_google(&goog, "goog.json", &l).unwrap(),
+        &vorfw_oidc::parse_google(&cloud, "cloud.json", &l).unwrap(),
+        &l,
+    )
+    .unwrap();
+    assert!(!want.prefixes.is_empty());
+    assert_eq!(o.state.range_prefixes(), want.prefixes);
+    assert_eq!(o.state.range_sources.len(), 2);
+    assert_eq!(lab.server.hits("/ipranges/goog.json") + lab.server.hits("/ipranges/cloud.json"), 2);
+    // The files swapped: the subtraction leaves nothing and the refresh is refused.
+    let before = std::fs::read(state_path(&lab.opts().state_dir, "lab")).unwrap();
+    lab.server.set("/ipranges/goog.json", Reply::json(Arc::new(cloud)));
+    lab.server.set("/ipranges/cloud.json", Reply::json(Arc::new(goog)));
+    let e = refresh_provider(&p, &lab.opts(), day(1)).unwrap_err();
+    assert!(e.message().contains("swapped") || e.kind() == ErrorKind::Empty, "{e}");
+    assert_eq!(std::fs::read(state_path(&lab.opts().state_dir, "lab")).unwrap(), before);
+}
