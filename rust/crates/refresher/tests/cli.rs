@@ -273,3 +273,48 @@ fn oidc_refresh_and_status() {
     assert!(out.starts_with("lab: degraded: lookups failing (addresses kept): idp.vorfw.test"), "{out}");
     drop(silent);
 }
+
+/// `vorfw-entra oidc discover` over HTTPS: the CLI's fetch options (--ca-bundle, --connect-to,
+/// --no-proxy) reach the fetcher; a refused document exits 1 naming the kind.
+#[test]
+fn oidc_discover_over_https() {
+    let pki = common::pki_for("vorfw-oidc CLI test CA", &["idp.vorfw.test", "keys.vorfw.test"]);
+    let dir = TempDir::new("oidc-discover");
+    let ca = dir.write("ca.pem", pki.ca_pem.as_bytes());
+    let server = Server::start(pki.server);
+    let port = server.addr.port();
+    let issuer = format!("https://idp.vorfw.test:{port}");
+    let doc = |iss: &str| {
+        let d = serde_json::json!({
+            "issuer": iss,
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("https://keys.vorfw.test:{port}/jwks"),
+        });
+        Reply::json(std::sync::Arc::new(d.to_string().into_bytes()))
+    };
+    server.set("/.well-known/openid-configuration", doc(&issuer));
+    let discover = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vorfw-entra"));
+        c.args(["oidc", "--state-dir"]).arg(dir.path().join("oidc")).args(["discover", "--issuer", &issuer]);
+        c.arg("--ca-bundle").arg(&ca).args(["--no-proxy", "--retries", "0"]);
+        c.args(["--connect-to", "idp.vorfw.test:127.0.0.1", "--connect-to", "keys.vorfw.test:127.0.0.1"]);
+        run(c)
+    };
+    let (code, out, err) = discover();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec![
+            format!("vorfw ({issuer}):"),
+            format!("  idp.vorfw.test:{port}"),
+            format!("  keys.vorfw.test:{port}"),
+            format!(
+                "  warning: discovery document {issuer}/.well-known/openid-configuration has no authorization_endpoint"
+            ),
+        ]
+    );
+    server.set("/.well-known/openid-configuration", doc("https://other.vorfw.test"));
+    let (code, _, err) = discover();
+    assert_eq!(code, 1);
+    assert!(err.contains("error [issuer_mismatch]") && err.contains("other.vorfw.test"), "{err}");
+}
