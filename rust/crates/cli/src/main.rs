@@ -181,6 +181,10 @@ struct RenderArgs {
     /// The Entra ID list the host holds (repeatable or comma-separated CIDRs; default: none yet).
     #[arg(long, value_name = "CIDRS", value_delimiter = ',')]
     entra_prefix: Vec<ipnet::IpNet>,
+    /// An OIDC provider's addresses the host holds, as `ID=CIDR` (repeatable; the provider's
+    /// URLs' port: the matrix's default), for host_firewall_oidc_providers.
+    #[arg(long, value_name = "ID=CIDR")]
+    oidc_address: Vec<String>,
     /// The host's resolvers, for restricted egress without host_firewall_dns_servers.
     #[arg(long, value_name = "ADDRESSES", value_delimiter = ',')]
     nameserver: Vec<std::net::IpAddr>,
@@ -270,10 +274,19 @@ fn render_host(a: RenderArgs) -> Result<String> {
     };
     // The same path as on the host: the contract, the request, the policy, the backend.
     let req = vorfw_core::Fleet::from_plans(&plans, [h]).request(&a.host)?;
+    let mut oidc: std::collections::BTreeMap<String, vorfw_core::policy::OidcAddresses> = Default::default();
+    for x in &a.oidc_address {
+        let (id, net) = x
+            .split_once('=')
+            .and_then(|(id, n)| Some((id, n.trim().parse::<ipnet::IpNet>().ok()?)))
+            .ok_or_else(|| anyhow::anyhow!("--oidc-address: '{x}' is not ID=CIDR"))?;
+        oidc.entry(id.to_string()).or_default().nets.push(net);
+    }
     let facts = vorfw_core::HostFacts {
         entra: (!a.entra_prefix.is_empty()).then(|| a.entra_prefix.clone()),
         nameservers: a.nameserver.clone(),
         controller: a.controller,
+        oidc,
     };
     let policy = vorfw_core::Policy::for_host(&req, &facts)?;
     let backend: Box<dyn Backend> = match a.backend {

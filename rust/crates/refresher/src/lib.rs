@@ -4,7 +4,7 @@
 
 /// Apply an effective list to this host's firewall (see `vorfw_host::reapply`).
 pub fn host_applier(prefixes: &[ipnet::IpNet], check: bool) -> Result<vorfw_entra::ApplyReport, String> {
-    vorfw_host::reapply(prefixes, check).map(|r| vorfw_entra::ApplyReport {
+    vorfw_host::reapply(Some(prefixes), check).map(|r| vorfw_entra::ApplyReport {
         changed: r.changed,
         summary: r.line,
         detail: r.detail,
