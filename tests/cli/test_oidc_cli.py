@@ -198,3 +198,16 @@ def test_special_use_answers_are_refused_without_the_lab_switch(vorfw, tmp_path,
     doc = json.loads(r.stdout)[0]
     assert doc["ipv4"] == [] and doc["ipv6"] == [] and len(doc["failed"]) == 2, doc
     assert "192.0.2.10" in r.stderr, r.stderr
+
+
+def test_refresh_if_due_honours_the_ttls(vorfw, tmp_path, dns):
+    lab = ["--allow-special-use", *dns.args()]
+    r = oidc(vorfw, tmp_path, "refresh", "--if-due", *one(tmp_path), *lab, "--now", "2026-01-01T00:00:00Z")
+    assert r.returncode == 0 and r.stdout.startswith("lab: changed:"), r.stdout + r.stderr
+    # TTL 60 s, clamped to the 5-minute minimum: not due 4 minutes later, due 6 minutes later.
+    r = oidc(vorfw, tmp_path, "refresh", "--if-due", *one(tmp_path), *lab, "--now", "2026-01-01T00:04:00Z")
+    assert r.returncode == 0 and r.stdout == "lab: not due until 2026-01-01T00:05:00Z\n", r.stdout
+    r = oidc(vorfw, tmp_path, "refresh", "--if-due", *one(tmp_path), *lab, "--now", "2026-01-01T00:06:00Z")
+    assert r.returncode == 0 and r.stdout.startswith("lab: unchanged:"), r.stdout
+    saved = json.loads((tmp_path / "state" / "lab.json").read_text())
+    assert saved["last_success"] == "2026-01-01T00:06:00Z", saved["last_success"]

@@ -77,7 +77,7 @@ enum Cmd {
         #[command(flatten)]
         resolver: ResolverArgs,
     },
-    /// `resolve` for every configured provider (what the hourly timer runs).
+    /// `resolve` for every configured provider (what the timer runs).
     Refresh {
         #[command(flatten)]
         providers: ProviderArgs,
@@ -85,6 +85,11 @@ enum Cmd {
         fetch: FetchArgs,
         #[command(flatten)]
         resolver: ResolverArgs,
+        /// Skip a provider whose last refresh succeeded and whose next one (from the answers'
+        /// TTLs, 5 min to 1 h) is not due yet: a timer running every few minutes then honours
+        /// the TTLs without asking more often than they say.
+        #[arg(long)]
+        if_due: bool,
     },
     /// Print the stored names, address sets and ranges.
     Show {
@@ -297,13 +302,15 @@ fn run(cli: Cli, out: &mut String, err: &mut String) -> i32 {
     let result = match &cli.cmd {
         Cmd::Discover { providers, fetch } => discover_cmd(dir, providers, fetch, json, out, err),
         Cmd::Resolve { providers, fetch, resolver, check } => {
-            resolve_cmd(dir, providers, fetch, resolver, *check, false, json, out, err)
+            let mode = if *check { Mode::Check } else { Mode::Apply };
+            resolve_cmd(dir, providers, fetch, resolver, mode, json, out, err)
         }
         Cmd::Diff { providers, fetch, resolver } => {
-            resolve_cmd(dir, providers, fetch, resolver, true, true, json, out, err)
+            resolve_cmd(dir, providers, fetch, resolver, Mode::Diff, json, out, err)
         }
-        Cmd::Refresh { providers, fetch, resolver } => {
-            resolve_cmd(dir, providers, fetch, resolver, false, false, json, out, err)
+        Cmd::Refresh { providers, fetch, resolver, if_due } => {
+            let mode = if *if_due { Mode::IfDue } else { Mode::Apply };
+            resolve_cmd(dir, providers, fetch, resolver, mode, json, out, err)
         }
         Cmd::Show { provider } => show_cmd(dir, provider, json, out),
         Cmd::Status { provider, slack, now } => {
@@ -373,24 +380,50 @@ fn discover_cmd(
     Ok(code)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Apply,
+    IfDue,
+    Check,
+    Diff,
+}
+
+/// When a provider's next refresh is due, if its last refresh succeeded and it is not due yet.
+fn not_due(dir: &Path, id: &str, now: SystemTime) -> Option<SystemTime> {
+    let st = load_provider_status(dir, id).ok().flatten()?;
+    let next = st.next_refresh?;
+    (st.ok && now < next && load_provider_state(dir, id).ok().flatten().is_some()).then_some(next)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn resolve_cmd(
     dir: &Path,
     p: &ProviderArgs,
     f: &FetchArgs,
     r: &ResolverArgs,
-    check: bool,
-    diff_only: bool,
+    mode: Mode,
     json: bool,
     out: &mut String,
     err: &mut String,
 ) -> Result<i32> {
     let providers = p.load()?;
+    let check = matches!(mode, Mode::Check | Mode::Diff);
+    let diff_only = mode == Mode::Diff;
     let opts = options(dir, p, f, Some(r), check);
     let now = r.now.unwrap_or_else(SystemTime::now);
     let mut code = EXIT_OK;
     let mut docs = Vec::new();
     for pr in &providers {
+        if mode == Mode::IfDue {
+            if let Some(next) = not_due(dir, &pr.id, now) {
+                if json {
+                    docs.push(json!({"provider": pr.id, "ok": true, "skipped": true, "next_refresh": fmt_time(next)}));
+                } else {
+                    let _ = writeln!(out, "{}: not due until {}", pr.id, fmt_time(next));
+                }
+                continue;
+            }
+        }
         match refresh_provider(pr, &opts, now) {
             Ok(o) => {
                 if json {

@@ -197,3 +197,63 @@ pub fn stored_ids(dir: &Path) -> Result<Vec<String>> {
     }
     Ok(ids.into_iter().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(ok: bool, next: Option<SystemTime>, failing: usize) -> ProviderStatus {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        ProviderStatus {
+            version: PROVIDER_STATE_VERSION,
+            provider: "lab".into(),
+            issuer: "https://idp.vorfw.test".into(),
+            ok,
+            last_attempt: t0,
+            last_success: ok.then_some(t0),
+            last_failure: None,
+            consecutive_failures: 0,
+            error_kind: None,
+            error: None,
+            next_refresh: next,
+            failing_names: (0..failing).map(|i| (format!("n{i}.vorfw.test"), "timeout".into())).collect(),
+            counts: DnsCounts::default(),
+            prefixes: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn health_failing_beats_overdue_beats_degraded() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let slack = Duration::from_secs(600);
+        let due = Some(t0 + Duration::from_secs(300));
+        assert_eq!(status(true, due, 0).health(t0, slack), Health::Ok);
+        assert_eq!(status(true, due, 1).health(t0, slack), Health::Degraded);
+        assert_eq!(status(true, due, 0).health(t0 + Duration::from_secs(899), slack), Health::Ok);
+        assert_eq!(status(true, due, 1).health(t0 + Duration::from_secs(901), slack), Health::Overdue);
+        assert_eq!(status(false, due, 1).health(t0 + Duration::from_secs(901), slack), Health::Failing);
+        let mut never = status(true, due, 0);
+        never.last_success = None;
+        assert_eq!(never.health(t0, slack), Health::Failing);
+    }
+
+    #[test]
+    fn stored_ids_and_status_round_trip() {
+        let dir = std::env::temp_dir().join(format!("vorfw-oidc-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(stored_ids(&dir).unwrap().is_empty(), "a missing directory holds none");
+        let s = status(true, None, 2);
+        save_provider_status(&dir, &s).unwrap();
+        std::fs::write(dir.join("kc.json"), b"{}").unwrap();
+        std::fs::write(dir.join(".lab.lock"), b"").unwrap();
+        std::fs::write(dir.join("Notes.json"), b"{}").unwrap();
+        assert_eq!(stored_ids(&dir).unwrap(), vec!["kc".to_string(), "lab".to_string()]);
+        assert_eq!(load_provider_status(&dir, "lab").unwrap(), Some(s));
+        let e = load_provider_state(&dir, "kc").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::State);
+        assert!(e.message().contains("kc.json is unreadable"), "{e}");
+        assert_eq!(load_provider_state(&dir, "none").unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

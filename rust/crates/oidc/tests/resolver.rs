@@ -150,3 +150,16 @@ fn a_stopped_server_leaves_the_set_as_it_was() {
     assert_eq!(status.health(day(30), Duration::from_secs(3600)), Health::Degraded);
     assert!(state_path(&o.state_dir, "lab").is_file());
 }
+
+#[test]
+fn a_cname_chain_gives_the_target_addresses() {
+    let dir = TempDir::new("oidc-cname");
+    let d = Dnsmasq::start_with_cnames(
+        dir.path(),
+        &[rec("edge.cdn.vorfw.test", &["192.0.2.30", "2001:db8::30"], 90)],
+        &[(IDP, "edge.cdn.vorfw.test")],
+    );
+    let answers = resolve(&names(&[IDP]), &d.resolver()).unwrap();
+    let got: BTreeSet<IpAddr> = answers[IDP].clone().unwrap().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(got, [ip("192.0.2.30"), ip("2001:db8::30")].into_iter().collect());
+}

@@ -31,6 +31,8 @@ pub struct Dnsmasq {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    /// (alias, target): CNAME records (as CDNs answer), kept across restarts.
+    cnames: Vec<(String, String)>,
 }
 
 fn binary() -> PathBuf {
@@ -66,7 +68,13 @@ fn free_port() -> u16 {
 impl Dnsmasq {
     /// Start on a free port with these records; `dir` holds the resolv.conf and the log.
     pub fn start(dir: &Path, records: &[Record]) -> Dnsmasq {
-        let mut d = Dnsmasq { child: None, port: free_port(), dir: dir.to_path_buf() };
+        Self::start_with_cnames(dir, records, &[])
+    }
+
+    /// [`Dnsmasq::start`] with CNAME records (alias, target): the target must be one of `records`.
+    pub fn start_with_cnames(dir: &Path, records: &[Record], cnames: &[(&str, &str)]) -> Dnsmasq {
+        let cnames = cnames.iter().map(|(a, t)| (a.to_string(), t.to_string())).collect();
+        let mut d = Dnsmasq { child: None, port: free_port(), dir: dir.to_path_buf(), cnames };
         std::fs::write(d.resolv_conf(), format!("nameserver {DNS_ADDR}\noptions timeout:1 attempts:1\n")).unwrap();
         d.spawn(records);
         d
@@ -108,6 +116,9 @@ impl Dnsmasq {
                 }
             }
             c.arg(format!("--host-record={spec},{}", r.ttl));
+        }
+        for (alias, target) in &self.cnames {
+            c.arg(format!("--cname={alias},{target}"));
         }
         let child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         self.child = Some(child);
