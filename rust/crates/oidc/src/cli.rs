@@ -280,6 +280,16 @@ fn options(dir: &Path, p: &ProviderArgs, f: &FetchArgs, r: Option<&ResolverArgs>
 
 /// Run the command line; returns the exit code. `args[0]` is the program name.
 pub fn cli(args: Vec<String>) -> i32 {
+    cli_with(args, None)
+}
+
+/// Re-applies this host's firewall with the providers' new addresses: `check -> report`
+/// (`vorfw-entra oidc refresh` on a host: `vorfw_refresher::host_oidc_applier`).
+pub type Applier<'a> = &'a dyn Fn(bool) -> std::result::Result<vorfw_entra::ApplyReport, String>;
+
+/// [`cli`], with `refresh` re-applying the host firewall through `applier` when a provider's
+/// addresses changed (without one, `refresh` updates the state only).
+pub fn cli_with(args: Vec<String>, applier: Option<Applier>) -> i32 {
     let parsed = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -289,28 +299,48 @@ pub fn cli(args: Vec<String>) -> i32 {
     };
     let mut out = String::new();
     let mut err = String::new();
-    let code = run(parsed, &mut out, &mut err);
+    let code = run(parsed, applier, &mut out, &mut err);
     use std::io::Write;
     let _ = std::io::stderr().write_all(err.as_bytes());
     let _ = std::io::stdout().write_all(out.as_bytes()).and_then(|_| std::io::stdout().flush());
     code
 }
 
-fn run(cli: Cli, out: &mut String, err: &mut String) -> i32 {
+fn run(cli: Cli, applier: Option<Applier>, out: &mut String, err: &mut String) -> i32 {
     let dir = cli.state_dir.as_path();
     let json = cli.json;
     let result = match &cli.cmd {
         Cmd::Discover { providers, fetch } => discover_cmd(dir, providers, fetch, json, out, err),
         Cmd::Resolve { providers, fetch, resolver, check } => {
             let mode = if *check { Mode::Check } else { Mode::Apply };
-            resolve_cmd(dir, providers, fetch, resolver, mode, json, out, err)
+            resolve_cmd(dir, providers, fetch, resolver, mode, json, out, err, &mut false)
         }
         Cmd::Diff { providers, fetch, resolver } => {
-            resolve_cmd(dir, providers, fetch, resolver, Mode::Diff, json, out, err)
+            resolve_cmd(dir, providers, fetch, resolver, Mode::Diff, json, out, err, &mut false)
         }
         Cmd::Refresh { providers, fetch, resolver, if_due } => {
             let mode = if *if_due { Mode::IfDue } else { Mode::Apply };
-            resolve_cmd(dir, providers, fetch, resolver, mode, json, out, err)
+            let mut changed = false;
+            let code = resolve_cmd(dir, providers, fetch, resolver, mode, json, out, err, &mut changed);
+            match (code, applier) {
+                // The firewall follows what the state now holds, even when one provider failed
+                // (the others' new addresses apply; the failed one kept its own).
+                (Ok(c), Some(apply)) if changed => match apply(false) {
+                    Ok(r) => {
+                        if json {
+                            let _ = writeln!(out, "{}", json!({"firewall": {"changed": r.changed, "summary": r.summary, "detail": r.detail}}));
+                        } else {
+                            let _ = writeln!(out, "firewall: {}", r.summary);
+                        }
+                        Ok(c)
+                    }
+                    Err(e) => {
+                        let _ = writeln!(err, "vorfw oidc: applying the new addresses to the firewall failed: {e}");
+                        Ok(EXIT_FAILED)
+                    }
+                },
+                (code, _) => code,
+            }
         }
         Cmd::Show { provider } => show_cmd(dir, provider, json, out),
         Cmd::Status { provider, slack, now } => {
@@ -405,6 +435,7 @@ fn resolve_cmd(
     json: bool,
     out: &mut String,
     err: &mut String,
+    changed: &mut bool,
 ) -> Result<i32> {
     let providers = p.load()?;
     let check = matches!(mode, Mode::Check | Mode::Diff);
@@ -426,6 +457,7 @@ fn resolve_cmd(
         }
         match refresh_provider(pr, &opts, now) {
             Ok(o) => {
+                *changed |= o.saved && o.changed();
                 if json {
                     docs.push(outcome_json(&o, check));
                 } else if diff_only {

@@ -41,7 +41,7 @@ mod resolve;
 mod state;
 
 #[cfg(feature = "fetch")]
-pub use cli::{cli, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_OVERDUE};
+pub use cli::{cli, cli_with, Applier, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_OVERDUE};
 #[cfg(feature = "fetch")]
 pub use fetch::{
     discover, discover_async, discovery_from_file, fetch_ranges, fetch_ranges_async, FetchOptions, FetchedRanges,

@@ -7,7 +7,7 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("oidc") {
         let mut argv = vec![format!("{} oidc", args[0])];
         argv.extend(args.into_iter().skip(2));
-        std::process::exit(vorfw_oidc::cli(argv));
+        std::process::exit(vorfw_oidc::cli_with(argv, Some(&vorfw_refresher::host_oidc_applier)));
     }
     std::process::exit(vorfw_entra::cli_with(args, Some(&vorfw_refresher::host_applier)));
 }
