@@ -352,10 +352,10 @@ impl Failure {
 async fn get(client: &reqwest::Client, cfg: &FeedConfig, url: &str, what: &str) -> Result<(Vec<u8>, String)> {
     match retrying(cfg, what, || get_once(client, url, cfg.max_bytes)).await? {
         Got::Body { bytes, url } => Ok((bytes, url)),
-        Got::Redirect { status, location, url } => Err(Error::new(
-            ErrorKind::Network,
-            format!("{what}: {url}: HTTP {status} redirect to {location:?} not followed"),
-        )),
+        // A 3xx the client did not follow (300, or a Location it refused): an HTTP error, as before.
+        Got::Redirect { status, location, url } => {
+            Err(Error::http(status, format!("{what}: {url}: HTTP {status} redirect to {location:?} not followed")))
+        }
     }
 }
 
