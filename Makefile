@@ -107,7 +107,7 @@ test-ansible:
 	$(VENV)/bin/pytest -q tests/ansible
 
 test-lab:
-	$(VENV)/bin/pytest -q tests/integration
+	$(VENV)/bin/pytest -q --durations=20 tests/integration
 
 lab-up: setup
 	tests/lab/lab.sh up
