@@ -13,7 +13,6 @@ import http.server
 import json
 import re
 import shlex
-import socket
 import ssl
 import subprocess
 import threading

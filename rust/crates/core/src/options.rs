@@ -598,7 +598,13 @@ mod tests {
             {"issuer": "https://kc.example.com/realms/vor", "name": "keycloak"},
         ]);
         let want = vec![
-            OidcProvider { id: opts(json!({"host_firewall_oidc_providers": [list[0].clone()]})).unwrap().oidc_providers.unwrap()[0].id.clone(), entra: true },
+            OidcProvider {
+                id: opts(json!({"host_firewall_oidc_providers": [list[0].clone()]})).unwrap().oidc_providers.unwrap()
+                    [0]
+                .id
+                .clone(),
+                entra: true,
+            },
             OidcProvider { id: "keycloak".into(), entra: false },
         ];
         assert_eq!(opts(json!({"host_firewall_oidc_providers": list})).unwrap().oidc_providers, Some(want.clone()));

@@ -204,7 +204,8 @@ impl Policy {
             match facts.oidc.get(id).filter(|a| !a.nets.is_empty()) {
                 Some(a) => {
                     let rule = format!("{}-{id}", row.id);
-                    let ports: Vec<u16> = if a.ports.is_empty() { vec![row.port] } else { a.ports.iter().copied().collect() };
+                    let ports: Vec<u16> =
+                        if a.ports.is_empty() { vec![row.port] } else { a.ports.iter().copied().collect() };
                     for port in ports {
                         for proto in &row.protocols {
                             b.add(&mut acc, &oidc_set(id), &rule, port, Proto::of(proto), &a.nets);

@@ -369,11 +369,15 @@ pub fn reapply(entra: Option<&[IpNet]>, check: bool) -> Result<Reapplied, String
     let keeps = if entra.is_some() { job.request.entra } else { !job.request.oidc_providers.is_empty() };
     if !keeps {
         let what = if entra.is_some() {
-            "no Entra ID set (not an OIDC client, or host_firewall_entra false, or Entra ID not in host_firewall_oidc_providers)"
+            "no Entra ID set (not an OIDC client, or host_firewall_entra false)"
         } else {
             "no OIDC provider sets (not an OIDC client, or host_firewall_oidc_providers unset)"
         };
-        return Ok(Reapplied { changed: false, line: format!("host {name} keeps {what}"), detail: json!({"applied": false}) });
+        return Ok(Reapplied {
+            changed: false,
+            line: format!("host {name} keeps {what}"),
+            detail: json!({"applied": false}),
+        });
     }
     let facts = || job.facts(entra);
     let out = converge(&job, facts, Run { check, confirm: None }).map_err(|e| format!("host {name}: {e}"))?;
@@ -467,7 +471,14 @@ mod tests {
         let request = Request::from_json(&json!({"format": vorfw_core::request::REQUEST_FORMAT, "name": "h",
             "addresses": ["10.0.0.1"]}))
         .unwrap();
-        let job = Job { request, backend: Some(BackendKind::Nftables), controller: None, zones: vec![] };
+        let job = Job {
+            request,
+            backend: Some(BackendKind::Nftables),
+            controller: None,
+            zones: vec![],
+            entra_state_dir: None,
+            oidc_state_dir: None,
+        };
         record(&path, &job).unwrap();
         assert_eq!(recorded(&path).unwrap(), Some(job));
         // A record written before the request format had a version: its rules list their peers.

@@ -328,7 +328,11 @@ fn run(cli: Cli, applier: Option<Applier>, out: &mut String, err: &mut String) -
                 (Ok(c), Some(apply)) if changed => match apply(false) {
                     Ok(r) => {
                         if json {
-                            let _ = writeln!(out, "{}", json!({"firewall": {"changed": r.changed, "summary": r.summary, "detail": r.detail}}));
+                            let _ = writeln!(
+                                out,
+                                "{}",
+                                json!({"firewall": {"changed": r.changed, "summary": r.summary, "detail": r.detail}})
+                            );
                         } else {
                             let _ = writeln!(out, "firewall: {}", r.summary);
                         }
