@@ -14,7 +14,7 @@ ARCHES ?= x86_64 aarch64
 MODULES := plan apply verify
 RUST_TARGETS := $(foreach a,$(ARCHES),$(a)-unknown-linux-musl)
 HOST_ARCH := $(shell uname -m)
-APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat shellcheck chromium fonts-dejavu-core
+APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat shellcheck chromium fonts-dejavu-core dnsmasq-base
 LAB_INV := -i tests/lab/inventory.ini -i tests/lab/demo.yml
 export ANSIBLE_FORKS ?= 16
 
@@ -89,6 +89,7 @@ test-unit:
 	cd rust && cargo fmt --all -- --check
 	cd rust && cargo clippy --locked -q --workspace --all-targets -- -D warnings
 	cd rust && cargo clippy --locked -q -p vorfw-entra --no-default-features -- -D warnings
+	cd rust && cargo clippy --locked -q -p vorfw-oidc --no-default-features -- -D warnings
 	@if [ -d $(SHARED_TAGS) ]; then \
 	  echo "checking the reduced Microsoft files against the originals in $(SHARED_TAGS)"; \
 	  cd rust && cargo test --locked -q -p vorfw-entra --test real_files -- --ignored; \

@@ -91,6 +91,12 @@ options:
     description: The Entra ID refresher's state directory on the host (its C(state.json) holds the list).
     type: path
     default: /var/lib/vorstream-firewall/entra
+  oidc_state_dir:
+    description:
+      - The OIDC providers' state directory on the host (C(vorfw-entra oidc refresh) keeps one
+        C(<id>.json) per provider of C(host_firewall_oidc_providers)); each becomes the set C(oidc-<id>).
+    type: path
+    default: /var/lib/vorstream-firewall/oidc
   entra_prefixes:
     description: Use these Entra ID prefixes instead of the list the host holds.
     type: list

@@ -18,6 +18,7 @@ SAMPLES = {
     "host_firewall_address": "10.0.0.1",
     "host_firewall_dns_servers": ["10.0.0.53"],
     "host_firewall_controller_address": "10.0.0.254",
+    "host_firewall_oidc_providers": [{"issuer": "https://kc.example.com/realms/vor", "name": "keycloak"}],
 }
 VALUES = {k: (SAMPLES[k] if "default" not in o else o["default"]) for k, o in OPTIONS.items()}
 VALUES["host_firewall_plan_only"] = True  # nothing may be applied here

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers import ROOT, VENV_BIN  # noqa: E402
 
 CLOUD_COLLECTIONS = ROOT / "build" / "cloud-collections"
+MOTO_SERVER = Path(__file__).resolve().parent / "moto_server.py"
 # The collection's own filters, importable as Ansible imports them (make link).
 sys.path.insert(0, str(ROOT / "build" / "collections"))
 
@@ -35,11 +36,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
-    """moto's server on 127.0.0.1 only, on a free port; its URL."""
+    """moto's server on 127.0.0.1 only, on a free port, started by tests/cloud/moto_server.py
+    (moto's own server with its EC2 defects that these tests meet corrected); its URL."""
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        proc = subprocess.Popen([str(VENV_BIN / "python"), str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

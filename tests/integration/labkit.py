@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -75,3 +76,11 @@ def snapshot(hosts=None) -> dict:
     hosts = hosts or HOSTS
     with ThreadPoolExecutor(len(hosts)) as ex:
         return dict(zip(hosts, ex.map(lambda h: on(h, SNAPSHOT), hosts)))
+
+
+def reach(host, addr, port) -> bool:
+    """Whether a TCP connection from the lab host to addr:port is accepted (2 s)."""
+    fam = "AF_INET6" if ":" in addr else "AF_INET"
+    script = (f"import socket; s=socket.socket(socket.{fam}); s.settimeout(2); "
+              f"print('open' if s.connect_ex(({addr!r}, {port})) == 0 else 'closed')")
+    return on(host, f"python3 -c {shlex.quote(script)}").strip() == "open"

@@ -19,6 +19,7 @@ import threading
 import pytest
 
 from helpers import ROOT
+import labkit
 from labkit import BACKENDS, HOSTS, on, playbook, recap, snapshot
 
 pytestmark = pytest.mark.usefixtures("lab_up")
@@ -79,10 +80,7 @@ def listeners():
 
 
 def reach(host, addr, port=PORT) -> bool:
-    fam = "AF_INET6" if ":" in addr else "AF_INET"
-    script = (f"import socket; s=socket.socket(socket.{fam}); s.settimeout(2); "
-              f"print('open' if s.connect_ex(({addr!r}, {port})) == 0 else 'closed')")
-    return on(host, f"python3 -c {shlex.quote(script)}").strip() == "open"
+    return labkit.reach(host, addr, port)
 
 
 def timer_command(host) -> str:

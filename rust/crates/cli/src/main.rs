@@ -30,6 +30,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// OIDC provider egress: discover, resolve, diff, show, status (and refresh, for the timer).
+    #[command(disable_help_flag = true)]
+    Oidc {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -175,6 +181,10 @@ struct RenderArgs {
     /// The Entra ID list the host holds (repeatable or comma-separated CIDRs; default: none yet).
     #[arg(long, value_name = "CIDRS", value_delimiter = ',')]
     entra_prefix: Vec<ipnet::IpNet>,
+    /// An OIDC provider's addresses the host holds, as `ID=CIDR` (repeatable; the provider's
+    /// URLs' port: the matrix's default), for host_firewall_oidc_providers.
+    #[arg(long, value_name = "ID=CIDR")]
+    oidc_address: Vec<String>,
     /// The host's resolvers, for restricted egress without host_firewall_dns_servers.
     #[arg(long, value_name = "ADDRESSES", value_delimiter = ',')]
     nameserver: Vec<std::net::IpAddr>,
@@ -189,6 +199,11 @@ fn main() {
         let mut argv = vec!["vorfw entra".to_string()];
         argv.extend(args.iter().cloned());
         std::process::exit(vorfw_entra::cli_with(argv, Some(&vorfw_refresher::host_applier)));
+    }
+    if let Cmd::Oidc { args } = &cli.cmd {
+        let mut argv = vec!["vorfw oidc".to_string()];
+        argv.extend(args.iter().cloned());
+        std::process::exit(vorfw_oidc::cli(argv));
     }
     match run(cli) {
         Ok(out) => {
@@ -209,7 +224,7 @@ fn run(cli: Cli) -> Result<String> {
         Cmd::Plan(a) => plan(a),
         Cmd::Render(a) => render_host(a),
         Cmd::Report(a) => report(a),
-        Cmd::Entra { .. } => unreachable!("handled in main"),
+        Cmd::Entra { .. } | Cmd::Oidc { .. } => unreachable!("handled in main"),
     }
 }
 
@@ -259,10 +274,19 @@ fn render_host(a: RenderArgs) -> Result<String> {
     };
     // The same path as on the host: the contract, the request, the policy, the backend.
     let req = vorfw_core::Fleet::from_plans(&plans, [h]).request(&a.host)?;
+    let mut oidc: std::collections::BTreeMap<String, vorfw_core::policy::OidcAddresses> = Default::default();
+    for x in &a.oidc_address {
+        let (id, net) = x
+            .split_once('=')
+            .and_then(|(id, n)| Some((id, n.trim().parse::<ipnet::IpNet>().ok()?)))
+            .ok_or_else(|| anyhow::anyhow!("--oidc-address: '{x}' is not ID=CIDR"))?;
+        oidc.entry(id.to_string()).or_default().nets.push(net);
+    }
     let facts = vorfw_core::HostFacts {
         entra: (!a.entra_prefix.is_empty()).then(|| a.entra_prefix.clone()),
         nameservers: a.nameserver.clone(),
         controller: a.controller,
+        oidc,
     };
     let policy = vorfw_core::Policy::for_host(&req, &facts)?;
     let backend: Box<dyn Backend> = match a.backend {

@@ -29,6 +29,9 @@ pub struct EgressData {
     pub identity_provider: EgressRow,
     pub dns: EgressRow,
     pub ntp: EgressRow,
+    /// The providers of `host_firewall_oidc_providers`: `set` and `id` are the prefixes of each
+    /// provider's set key and rule id (`oidc-<provider id>`), `port` the default of its URLs.
+    pub oidc_provider: EgressRow,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,9 +165,9 @@ impl Matrix {
         Ok(())
     }
 
-    /// The egress rows: identity provider, DNS, NTP.
+    /// The egress rows: identity provider (Entra ID), DNS, NTP, the other OIDC providers.
     pub fn egress_rows(&self) -> impl Iterator<Item = &EgressRow> {
-        [&self.egress.identity_provider, &self.egress.dns, &self.egress.ntp].into_iter()
+        [&self.egress.identity_provider, &self.egress.dns, &self.egress.ntp, &self.egress.oidc_provider].into_iter()
     }
 
     /// Whether a host running these services signs users in with OIDC.

@@ -30,6 +30,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "host_firewall_ntp_servers",
     "host_firewall_egress_extra_rules",
     "host_firewall_entra",
+    "host_firewall_oidc_providers",
     // Read by the roles, not by the planner:
     "host_firewall_controller_address",
     "host_firewall_plan_only",
@@ -63,6 +64,21 @@ pub struct Options {
     pub ntp_servers: Vec<IpNet>,
     pub egress_extra_rules: Vec<EgressExtra>,
     /// `host_firewall_entra` (default true): OIDC clients keep the Entra ID allow-list.
+    pub entra: bool,
+    /// `host_firewall_oidc_providers` (validated by `vorfw-oidc`): providers beside (or, with
+    /// `host_firewall_entra` false, instead of) Entra ID, each with a set of its own.
+    pub oidc_providers: Option<Vec<OidcProvider>>,
+}
+
+/// What the planner keeps of one `host_firewall_oidc_providers` entry (and what a host's
+/// request carries): the host fetches and resolves the rest itself (`vorfw-entra oidc refresh`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OidcProvider {
+    /// The provider's id: its set is `oidc-<id>`, its state `<id>.json`.
+    pub id: String,
+    /// `addresses: entra`: its ranges are the Entra ID list (the `entra` set); its set adds the
+    /// addresses of its discovery names (`graph.microsoft.com`, which the tag may not cover).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub entra: bool,
 }
 
@@ -186,12 +202,21 @@ impl Options {
             None => true,
             Some(v) => boolean("host_firewall_entra", v)?,
         };
+        let oidc_providers = get("host_firewall_oidc_providers").map(oidc_providers).transpose()?;
+        if let (false, Some(p)) = (entra, oidc_providers.iter().flatten().find(|p| p.entra)) {
+            return Err(Error::new(format!(
+                "host_firewall_oidc_providers lists the Entra ID provider {} but host_firewall_entra is false: \
+                 its ranges are the Entra ID list; remove it from the list or set host_firewall_entra true",
+                p.id
+            )));
+        }
         Ok(Options {
             egress,
             dns_servers,
             ntp_servers,
             egress_extra_rules,
             entra,
+            oidc_providers,
             remove_zone_services,
             database,
             vault_dynamic_secrets,
@@ -479,6 +504,29 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// `host_firewall_oidc_providers`: a list (or its JSON text, as `-e key=value` gives it), each
+/// entry validated by `vorfw-oidc` (the issuer, the address kind, extra names; ids unique).
+fn oidc_providers(v: &Value) -> Result<Vec<OidcProvider>> {
+    const VAR: &str = "host_firewall_oidc_providers";
+    let parsed;
+    let v = match v {
+        Value::String(t) => {
+            parsed = serde_json::from_str::<Value>(t)
+                .map_err(|e| Error::new(format!("{VAR} must be a list of providers, got the text '{t}' ({e})")))?;
+            &parsed
+        }
+        v => v,
+    };
+    let list = vorfw_oidc::parse_providers(v).map_err(|e| {
+        let m = e.to_string();
+        Error::new(if m.contains(VAR) { m } else { format!("{VAR}: {m}") })
+    })?;
+    Ok(list
+        .into_iter()
+        .map(|p| OidcProvider { entra: matches!(p.addresses, vorfw_oidc::Addresses::Entra { .. }), id: p.id })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +588,38 @@ mod tests {
         .unwrap();
         assert_eq!(o.admin_sources[0].to_string(), "10.0.0.0/8");
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn oidc_providers_are_validated_and_keep_their_ids() {
+        assert_eq!(opts(json!({})).unwrap().oidc_providers, None);
+        let list = json!([
+            {"issuer": "https://login.microsoftonline.com/T/v2.0", "addresses": "entra"},
+            {"issuer": "https://kc.example.com/realms/vor", "name": "keycloak"},
+        ]);
+        let want = vec![
+            OidcProvider {
+                id: opts(json!({"host_firewall_oidc_providers": [list[0].clone()]})).unwrap().oidc_providers.unwrap()
+                    [0]
+                .id
+                .clone(),
+                entra: true,
+            },
+            OidcProvider { id: "keycloak".into(), entra: false },
+        ];
+        assert_eq!(opts(json!({"host_firewall_oidc_providers": list})).unwrap().oidc_providers, Some(want.clone()));
+        // The JSON text `-e host_firewall_oidc_providers=[...]` gives.
+        let text = json!({"host_firewall_oidc_providers": list.to_string()});
+        assert_eq!(opts(text).unwrap().oidc_providers, Some(want));
+        for (bad, words) in [
+            (json!([{"issuer": "http://kc.example.com"}]), "https"),
+            (json!([{"issuer": "https://kc.example.com", "adresses": "dns"}]), "adresses"),
+            (json!({"issuer": "https://kc.example.com"}), "must be a list"),
+            (json!("not json"), "not json"),
+        ] {
+            let e = opts(json!({"host_firewall_oidc_providers": bad})).unwrap_err();
+            assert!(e.0.contains("host_firewall_oidc_providers") && e.0.contains(words), "{e}");
+        }
     }
 
     #[test]

@@ -686,6 +686,43 @@ mod tests {
     }
 
     #[test]
+    fn oidc_providers_reach_the_oidc_clients_only_and_replace_entra_unless_listed() {
+        let mut inv = two_tier();
+        let kc = json!({"issuer": "https://kc.example.com/realms/vor", "name": "kc"});
+        inv["_meta"]["hostvars"]["dj"]["host_firewall_oidc_providers"] = json!([kc]);
+        inv["_meta"]["hostvars"]["c1"]["host_firewall_oidc_providers"] = json!([kc]);
+        let p = plans(inv.clone()).unwrap();
+        let fleet = crate::request::Fleet::from_plans(&p, &p.hosts);
+        let ids = |h: &crate::request::Entry| h.oidc_providers.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+        // Django is an OIDC client: the provider's set, beside the Entra ID set (host_firewall_entra).
+        let dj = &fleet.hosts["dj"];
+        assert_eq!((ids(dj), dj.entra), (vec!["kc".to_string()], true));
+        // A Consul server is not: nothing, whatever its variables say.
+        assert!(fleet.hosts["c1"].oidc_providers.is_empty());
+        // Unset: Entra ID alone, as before.
+        let v = &fleet.hosts["v"];
+        assert_eq!((v.oidc_providers.is_empty(), v.entra), (true, true));
+        // Another provider instead of Entra ID.
+        inv["_meta"]["hostvars"]["dj"]["host_firewall_entra"] = json!(false);
+        let p = plans(inv.clone()).unwrap();
+        let dj = &crate::request::Fleet::from_plans(&p, &p.hosts).hosts["dj"];
+        assert_eq!((ids(dj), dj.entra), (vec!["kc".to_string()], false));
+        // An Entra ID provider in the list with host_firewall_entra false contradicts itself.
+        inv["_meta"]["hostvars"]["dj"]["host_firewall_oidc_providers"] =
+            json!([{"issuer": "https://login.microsoftonline.com/T/v2.0", "addresses": "entra", "name": "entra"}, kc]);
+        let e = plans(inv.clone()).unwrap_err();
+        assert!(e.0.contains("dj") && e.0.contains("host_firewall_entra is false"), "{e}");
+        inv["_meta"]["hostvars"]["dj"]["host_firewall_entra"] = json!(true);
+        let p = plans(inv.clone()).unwrap();
+        let dj = &crate::request::Fleet::from_plans(&p, &p.hosts).hosts["dj"];
+        assert_eq!(dj.oidc_providers[0], crate::options::OidcProvider { id: "entra".into(), entra: true });
+        // A bad entry names the host and the variable.
+        inv["_meta"]["hostvars"]["dj"]["host_firewall_oidc_providers"] = json!([{"issuer": "http://kc.example.com"}]);
+        let e = plans(inv).unwrap_err();
+        assert!(e.0.contains("dj") && e.0.contains("host_firewall_oidc_providers"), "{e}");
+    }
+
+    #[test]
     fn unresolvable_host_is_an_error_naming_it() {
         let mut inv = two_tier();
         inv["_meta"]["hostvars"]["dj"]["ansible_host"] = json!("nowhere.invalid");

@@ -81,6 +81,22 @@ pub struct HostFacts {
     pub nameservers: Vec<IpAddr>,
     /// The controller's address as the host sees it: with the lockout guard, SSH stays open from it.
     pub controller: Option<IpAddr>,
+    /// The addresses the host holds for each OIDC provider of its request (by id; absent: none
+    /// yet), from its own refresher's state.
+    pub oidc: BTreeMap<String, OidcAddresses>,
+}
+
+/// One OIDC provider's destinations on a host: its discovery names' addresses and its
+/// published ranges, and the ports of its URLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OidcAddresses {
+    pub nets: Vec<IpNet>,
+    pub ports: BTreeSet<u16>,
+}
+
+/// The set key of an OIDC provider's addresses: `oidc-<id>`.
+pub fn oidc_set(id: &str) -> String {
+    format!("{}-{id}", Matrix::embedded().egress.oidc_provider.set)
 }
 
 /// The set key of the Entra ID list.
@@ -178,6 +194,36 @@ impl Policy {
                     "no Entra ID list on this host yet: the Entra ID set is not installed (run the entra_egress role)"
                         .into(),
                 ),
+            }
+        }
+        let row = &m.egress.oidc_provider;
+        for op in &req.oidc_providers {
+            let id = &op.id;
+            // An Entra ID provider signs in through the Entra ID set; its names only add to it.
+            let covered = op.entra && facts.entra.as_ref().is_some_and(|l| !l.is_empty());
+            match facts.oidc.get(id).filter(|a| !a.nets.is_empty()) {
+                Some(a) => {
+                    let rule = format!("{}-{id}", row.id);
+                    let ports: Vec<u16> =
+                        if a.ports.is_empty() { vec![row.port] } else { a.ports.iter().copied().collect() };
+                    for port in ports {
+                        for proto in &row.protocols {
+                            b.add(&mut acc, &oidc_set(id), &rule, port, Proto::of(proto), &a.nets);
+                        }
+                    }
+                }
+                None if restricted && !covered => {
+                    return Err(Error::new(format!(
+                        "host_firewall_egress is restricted and the host runs an OIDC client, but it holds no \
+                         addresses for the OIDC provider {id} yet, so sign-in would break: run the \
+                         vorstream.firewall.entra_egress role first (its OIDC refresh resolves the provider), or \
+                         check `vorfw-entra oidc status` on the host"
+                    )))
+                }
+                None => p.warnings.push(format!(
+                    "no addresses for the OIDC provider {id} on this host yet: its set is not installed \
+                     (run the entra_egress role)"
+                )),
             }
         }
         if restricted {
@@ -310,6 +356,7 @@ mod tests {
             ntp_servers: vec![],
             entra: false,
             egress_extra: vec![],
+            oidc_providers: vec![],
             sets: sets.iter().map(|(k, m, n)| (k.to_string(), PeerSet::new(*m, &nets(n)))).collect(),
         }
     }
@@ -372,6 +419,62 @@ mod tests {
     }
 
     #[test]
+    fn each_oidc_provider_gets_its_own_set_on_the_ports_of_its_urls() {
+        let mut req = egress_request();
+        req.entra = false;
+        let op = |id: &str, entra| crate::options::OidcProvider { id: id.into(), entra };
+        req.oidc_providers = vec![op("kc", false), op("okta", false)];
+        req.egress = EgressMode::Restricted;
+        let row = &Matrix::embedded().egress.oidc_provider;
+        let kc = OidcAddresses { nets: nets(&["192.0.2.10/32", "2001:db8::10/128"]), ports: [443, 8443].into() };
+        let okta = OidcAddresses { nets: nets(&["198.51.100.0/24"]), ports: BTreeSet::new() };
+        let facts = HostFacts { oidc: [("kc".into(), kc), ("okta".into(), okta)].into(), ..Default::default() };
+        let p = Policy::for_host(&req, &facts).unwrap();
+        let got: BTreeSet<(String, Family, u16)> = p
+            .egress
+            .accepts
+            .iter()
+            .filter(|(_, ids)| ids.iter().any(|i| i.starts_with(&row.id)))
+            .map(|(a, _)| (a.set.clone(), a.family, a.port))
+            .collect();
+        let want: BTreeSet<(String, Family, u16)> = [
+            (oidc_set("kc"), Family::V4, 443),
+            (oidc_set("kc"), Family::V4, 8443),
+            (oidc_set("kc"), Family::V6, 443),
+            (oidc_set("kc"), Family::V6, 8443),
+            // No ports recorded: the matrix's default.
+            (oidc_set("okta"), Family::V4, row.port),
+        ]
+        .into();
+        assert_eq!(got, want);
+        assert_eq!(oidc_set("kc"), "oidc-kc");
+        assert_eq!(p.sets[&(oidc_set("kc"), Family::V6)], nets(&["2001:db8::10/128"]));
+        // Restricted, one provider without addresses yet: refused, naming it.
+        let facts = HostFacts { oidc: [("kc".into(), OidcAddresses::default())].into(), ..Default::default() };
+        let e = Policy::for_host(&req, &facts).unwrap_err().to_string();
+        assert!(e.contains("OIDC provider kc") && e.contains("entra_egress"), "{e}");
+        // Open egress: a warning per missing provider; the one it has is kept current.
+        req.egress = EgressMode::Open;
+        let facts = HostFacts {
+            oidc: [("okta".into(), OidcAddresses { nets: nets(&["198.51.100.0/24"]), ports: [443].into() })].into(),
+            ..Default::default()
+        };
+        let p = Policy::for_host(&req, &facts).unwrap();
+        assert!(p.warnings.iter().any(|w| w.contains("OIDC provider kc")), "{:?}", p.warnings);
+        let sets: BTreeSet<&str> = p.egress.accepts.keys().map(|a| a.set.as_str()).collect();
+        assert_eq!(sets, ["oidc-okta"].into());
+        // An Entra ID provider without its names resolved yet still signs in through the Entra set.
+        req.egress = EgressMode::Restricted;
+        req.entra = true;
+        req.oidc_providers = vec![op("entra", true)];
+        let facts = HostFacts { entra: Some(nets(&["10.231.0.0/28"])), ..Default::default() };
+        let p = Policy::for_host(&req, &facts).unwrap();
+        assert!(p.warnings.iter().any(|w| w.contains("OIDC provider entra")), "{:?}", p.warnings);
+        req.oidc_providers = vec![op("entra", false)];
+        assert!(Policy::for_host(&req, &facts).is_err());
+    }
+
+    #[test]
     fn open_egress_keeps_only_the_entra_set() {
         let mut req = egress_request();
         let facts = HostFacts { entra: Some(nets(&["10.231.0.0/28"])), ..Default::default() };
@@ -399,7 +502,7 @@ mod tests {
         let facts = HostFacts {
             entra: Some(nets(&["10.231.0.0/28"])),
             nameservers: vec!["127.0.0.53".parse().unwrap(), "10.0.0.53".parse().unwrap()],
-            controller: None,
+            ..Default::default()
         };
         let p = Policy::for_host(&req, &facts).unwrap();
         assert!(p.egress.restricted);

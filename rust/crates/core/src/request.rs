@@ -195,6 +195,10 @@ pub struct HostRequest<S> {
     /// `host_firewall_egress_extra_rules`, one rule per protocol.
     #[serde(default)]
     pub egress_extra: Vec<RuleRef>,
+    /// The OIDC providers (`host_firewall_oidc_providers`) whose addresses this OIDC client
+    /// keeps: each one's set (`oidc-<id>`) comes from the host's own state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oidc_providers: Vec<crate::options::OidcProvider>,
     /// Set key → table id ([`Entry`]) or set ([`Request`]).
     #[serde(default = "BTreeMap::new")]
     pub sets: BTreeMap<String, S>,
@@ -276,6 +280,7 @@ impl Entry {
             ntp_servers,
             entra,
             egress_extra,
+            oidc_providers,
             sets: _,
         } = self.clone();
         let req = HostRequest {
@@ -294,6 +299,7 @@ impl Entry {
             ntp_servers,
             entra,
             egress_extra,
+            oidc_providers,
             sets,
         };
         req.shape()?;
@@ -392,6 +398,10 @@ impl Fleet {
                 ntp_servers: o.ntp_servers.clone(),
                 entra: o.entra && m.is_oidc_client(&h.services),
                 egress_extra,
+                oidc_providers: match &o.oidc_providers {
+                    Some(l) if m.is_oidc_client(&h.services) => l.clone(),
+                    _ => vec![],
+                },
                 sets,
             };
             entries.insert(h.name.clone(), entry);
@@ -557,6 +567,7 @@ mod v1 {
             ntp_servers: nets("host_firewall_ntp_servers", &p.ntp_servers).map_err(fail)?,
             entra: p.entra,
             egress_extra,
+            oidc_providers: vec![],
             sets,
             name: p.name.clone(),
         };

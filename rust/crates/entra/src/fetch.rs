@@ -275,8 +275,27 @@ fn check_cpu() -> Result<()> {
     ))
 }
 
-/// The HTTP client for one fetch.
+/// The HTTP client for one fetch (redirects followed, at most 5).
 pub fn client(cfg: &FeedConfig) -> Result<reqwest::Client> {
+    client_builder(cfg)?
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Config, format!("cannot build the HTTP client: {}", chain(&e))))
+}
+
+/// The HTTP client without following redirects: [`get_manual`] returns each one to the caller,
+/// which decides whether to follow it (the OIDC discovery fetcher refuses a change of scheme).
+pub fn client_no_redirects(cfg: &FeedConfig) -> Result<reqwest::Client> {
+    client_builder(cfg)?
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Config, format!("cannot build the HTTP client: {}", chain(&e))))
+}
+
+/// The client settings every fetch shares: [`tls_config`] (graviola, system roots and the extra
+/// bundle), the User-Agent, the time limits, HTTPS only unless `allow_http`, the proxy. Test
+/// name overrides (`resolve`) are added by the caller.
+pub fn client_builder(cfg: &FeedConfig) -> Result<reqwest::ClientBuilder> {
     if cfg.user_agent.trim().is_empty() {
         return Err(Error::new(
             ErrorKind::Config,
@@ -289,8 +308,7 @@ pub fn client(cfg: &FeedConfig) -> Result<reqwest::Client> {
         .user_agent(cfg.user_agent.clone())
         .timeout(cfg.timeout)
         .connect_timeout(cfg.connect_timeout)
-        .https_only(!cfg.allow_http)
-        .redirect(reqwest::redirect::Policy::limited(5));
+        .https_only(!cfg.allow_http);
     match &cfg.proxy {
         ProxyMode::Env => {}
         ProxyMode::Direct => b = b.no_proxy(),
@@ -300,7 +318,22 @@ pub fn client(cfg: &FeedConfig) -> Result<reqwest::Client> {
             b = b.proxy(p);
         }
     }
-    b.build().map_err(|e| Error::new(ErrorKind::Config, format!("cannot build the HTTP client: {}", chain(&e))))
+    Ok(b)
+}
+
+/// What one GET gave, with a client that does not follow redirects ([`client_no_redirects`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Got {
+    /// A success status and the body (under `cfg.max_bytes`, enforced while streaming).
+    Body { bytes: Vec<u8>, url: String },
+    /// A 3xx with a `Location`, not followed.
+    Redirect { status: u16, location: String, url: String },
+}
+
+/// GET `url` once more per retry (transient failures only, as every fetch of the feed), with the
+/// body cap, returning a redirect instead of following it.
+pub async fn get_manual(client: &reqwest::Client, cfg: &FeedConfig, url: &str, what: &str) -> Result<Got> {
+    retrying(cfg, what, || get_once(client, url, cfg.max_bytes)).await
 }
 
 struct Failure {
@@ -317,11 +350,25 @@ impl Failure {
 
 /// GET with retries; returns the body and the final URL.
 async fn get(client: &reqwest::Client, cfg: &FeedConfig, url: &str, what: &str) -> Result<(Vec<u8>, String)> {
+    match retrying(cfg, what, || get_once(client, url, cfg.max_bytes)).await? {
+        Got::Body { bytes, url } => Ok((bytes, url)),
+        // A 3xx the client did not follow (300, or a Location it refused): an HTTP error, as before.
+        Got::Redirect { status, location, url } => {
+            Err(Error::http(status, format!("{what}: {url}: HTTP {status} redirect to {location:?} not followed")))
+        }
+    }
+}
+
+async fn retrying<F, Fut>(cfg: &FeedConfig, what: &str, mut once: F) -> Result<Got>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<Got, Failure>>,
+{
     let attempts = cfg.retries.saturating_add(1);
     let mut backoff = cfg.retry_backoff;
     let mut n = 1;
     loop {
-        match get_once(client, url, cfg.max_bytes).await {
+        match once().await {
             Ok(ok) => return Ok(ok),
             Err(f) if f.retryable && n < attempts => {
                 let wait = backoff.max(f.retry_after.unwrap_or_default()).min(MAX_RETRY_AFTER);
@@ -337,10 +384,16 @@ async fn get(client: &reqwest::Client, cfg: &FeedConfig, url: &str, what: &str) 
     }
 }
 
-async fn get_once(client: &reqwest::Client, url: &str, max: u64) -> std::result::Result<(Vec<u8>, String), Failure> {
+async fn get_once(client: &reqwest::Client, url: &str, max: u64) -> std::result::Result<Got, Failure> {
     let mut resp = client.get(url).send().await.map_err(|e| classify(&e, url))?;
     let status = resp.status();
     let final_url = resp.url().to_string();
+    if status.is_redirection() {
+        if let Some(location) = resp.headers().get(reqwest::header::LOCATION) {
+            let location = String::from_utf8_lossy(location.as_bytes()).into_owned();
+            return Ok(Got::Redirect { status: status.as_u16(), location, url: final_url });
+        }
+    }
     if !status.is_success() {
         let code = status.as_u16();
         let retry_after = resp
@@ -374,7 +427,7 @@ async fn get_once(client: &reqwest::Client, url: &str, max: u64) -> std::result:
             }
         }
     }
-    Ok((body, final_url))
+    Ok(Got::Body { bytes: body, url: final_url })
 }
 
 /// Sort a reqwest error into kind and retryability.

@@ -50,7 +50,10 @@ pub use config::{
 };
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "fetch")]
-pub use fetch::{fetch, fetch_async, find_download_link, tls_config, Fetched};
+pub use fetch::{
+    client, client_builder, client_no_redirects, fetch, fetch_async, find_download_link, get_manual, tls_config,
+    Fetched, Got,
+};
 pub use merge::{validate_and_merge, Diff, GraceEntry};
 pub use model::{
     content_hash, extract, extract_detailed, parse, parse_prefix, Cloud, ServiceTag, ServiceTags, TagInfo,
@@ -58,6 +61,9 @@ pub use model::{
 };
 #[cfg(feature = "fetch")]
 pub use refresh::{refresh, refresh_with, summary, Outcome};
+/// The HTTP client crate, for callers of [`client_builder`] and [`get_manual`] (the OIDC fetcher).
+#[cfg(feature = "fetch")]
+pub use reqwest;
 pub use state::{
     atomic_write, load_state, load_status, lock_dir, save_state, write_outputs, write_status, Condition, Counts,
     DirLock, HeldStatus, HistoryEntry, Hold, HoldReason, NewestFile, OutputPaths, PrefixEntry, State, Status,

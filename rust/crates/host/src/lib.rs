@@ -11,10 +11,10 @@ pub mod metrics;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use vorfw_core::policy::{self, HostFacts, Policy};
+use vorfw_core::policy::{self, HostFacts, OidcAddresses, Policy};
 use vorfw_core::{Backend, BackendKind, Report, Request};
 use vorfw_firewalld::apply::Target;
 use vorfw_firewalld::FirewalldBackend;
@@ -22,6 +22,8 @@ use vorfw_firewalld::FirewalldBackend;
 /// Where the Entra ID refresher keeps its state (the effective list is read from `state.json`):
 /// the feed's own default, its one home.
 pub use vorfw_entra::DEFAULT_STATE_DIR as DEFAULT_ENTRA_DIR;
+/// Where the OIDC refresher (`vorfw-entra oidc refresh`) keeps each provider's addresses.
+pub use vorfw_oidc::DEFAULT_OIDC_STATE_DIR as DEFAULT_OIDC_DIR;
 /// Where the last applied request is recorded.
 pub const DEFAULT_RECORD: &str = "/etc/vorstream-firewall/applied.json";
 
@@ -39,6 +41,58 @@ pub struct Job {
     /// firewalld zones to manage (default: the zones of the plan addresses' interfaces).
     #[serde(default)]
     pub zones: Vec<String>,
+    /// Where the host's Entra ID and OIDC provider state is (default: the refreshers' own
+    /// defaults): recorded so a refresher re-applies with the same lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra_state_dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_state_dir: Option<PathBuf>,
+}
+
+impl Job {
+    pub fn entra_dir(&self) -> PathBuf {
+        self.entra_state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ENTRA_DIR))
+    }
+
+    pub fn oidc_dir(&self) -> PathBuf {
+        self.oidc_state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OIDC_DIR))
+    }
+
+    /// What only the host knows, read from its state: the Entra ID list (unless `entra` is
+    /// given: a refresher's new one), the OIDC providers' addresses, the resolvers.
+    pub fn facts(&self, entra: Option<&[IpNet]>) -> Result<HostFacts, String> {
+        let entra = match entra {
+            Some(l) => Some(l.to_vec()),
+            None if self.request.entra => entra_list(&self.entra_dir())?,
+            None => None,
+        };
+        Ok(HostFacts {
+            entra,
+            oidc: oidc_addresses(&self.oidc_dir(), self.request.oidc_providers.iter().map(|p| p.id.as_str()))?,
+            nameservers: host_nameservers(),
+            controller: None,
+        })
+    }
+}
+
+/// The addresses this host holds for these OIDC providers (`vorfw-entra oidc refresh` keeps
+/// them in `dir`): each one's resolved addresses and published ranges, and its URLs' ports.
+/// A provider without state yet is absent.
+pub fn oidc_addresses<'a>(
+    dir: &Path,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeMap<String, OidcAddresses>, String> {
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let Some(s) = vorfw_oidc::load_provider_state(dir, id).map_err(|e| format!("OIDC provider {id}: {e}"))? else {
+            continue;
+        };
+        let mut nets: Vec<IpNet> = s.sets.ipv4.iter().map(|a| IpNet::from(IpAddr::V4(*a))).collect();
+        nets.extend(s.sets.ipv6.iter().map(|a| IpNet::from(IpAddr::V6(*a))));
+        nets.extend(s.range_prefixes());
+        out.insert(id.to_string(), OidcAddresses { nets, ports: s.ports.clone() });
+    }
+    Ok(out)
 }
 
 /// A request of any format [`Request::from_json`] reads.
@@ -218,6 +272,9 @@ pub fn converge(job: &Job, facts: impl FnOnce() -> Result<HostFacts, String>, ru
             "mode": req.egress,
             "accepts": accepts_json(&pol.egress.accepts),
             "entra_prefixes": facts.entra.as_ref().filter(|_| req.entra).map(Vec::len),
+            "oidc_providers": req.oidc_providers.iter().map(|p| {
+                (p.id.clone(), json!({"set": policy::oidc_set(&p.id), "addresses": facts.oidc.get(&p.id).map(|a| a.nets.len())}))
+            }).collect::<serde_json::Map<String, Value>>(),
         }),
     );
     Ok(Outcome { backend: Some(chosen), what: backend.what(), report, policy: pol, ticket })
@@ -282,7 +339,7 @@ pub fn recorded(path: &Path) -> Result<Option<Job>, String> {
     }
 }
 
-/// What re-applying the record with a new Entra ID list did.
+/// What re-applying the record with a new Entra ID list or new OIDC addresses did.
 #[derive(Debug)]
 pub struct Reapplied {
     pub changed: bool,
@@ -291,10 +348,12 @@ pub struct Reapplied {
     pub detail: Value,
 }
 
-/// Re-apply the recorded job with a new Entra ID list (the refresher's apply step). Without a
-/// record (the host_firewall role never ran here), or when the host keeps no Entra ID set,
+/// Re-apply the recorded job with the host's current lists (a refresher's apply step): the
+/// Entra ID refresher passes its new list as `entra`; the OIDC refresher passes `None` (its
+/// providers' new addresses are already in their state). Without a record (the host_firewall
+/// role never ran here), or when the host keeps neither an Entra ID set nor OIDC provider sets,
 /// there is nothing to apply: the list is only saved, for later runs and perimeter firewalls.
-pub fn reapply(prefixes: &[IpNet], check: bool) -> Result<Reapplied, String> {
+pub fn reapply(entra: Option<&[IpNet]>, check: bool) -> Result<Reapplied, String> {
     let path = record_path();
     let Some(job) = recorded(&path)? else {
         return Ok(Reapplied {
@@ -307,14 +366,20 @@ pub fn reapply(prefixes: &[IpNet], check: bool) -> Result<Reapplied, String> {
         });
     };
     let name = &job.request.name;
-    if !job.request.entra {
+    let keeps = if entra.is_some() { job.request.entra } else { !job.request.oidc_providers.is_empty() };
+    if !keeps {
+        let what = if entra.is_some() {
+            "no Entra ID set (not an OIDC client, or host_firewall_entra false)"
+        } else {
+            "no OIDC provider sets (not an OIDC client, or host_firewall_oidc_providers unset)"
+        };
         return Ok(Reapplied {
             changed: false,
-            line: format!("host {name} keeps no Entra ID set (not an OIDC client, or host_firewall_entra false)"),
+            line: format!("host {name} keeps {what}"),
             detail: json!({"applied": false}),
         });
     }
-    let facts = || Ok(HostFacts { entra: Some(prefixes.to_vec()), nameservers: host_nameservers(), controller: None });
+    let facts = || job.facts(entra);
     let out = converge(&job, facts, Run { check, confirm: None }).map_err(|e| format!("host {name}: {e}"))?;
     let r = &out.report;
     let verb = match (r.changed(), check) {
@@ -323,9 +388,16 @@ pub fn reapply(prefixes: &[IpNet], check: bool) -> Result<Reapplied, String> {
         (true, false) => "changed",
     };
     let backend = out.backend.map(|b| b.as_str()).unwrap_or("?");
+    let what = match entra {
+        Some(p) => format!("{} Entra ID prefixes", p.len()),
+        None => format!(
+            "OIDC providers {}",
+            job.request.oidc_providers.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    };
     Ok(Reapplied {
         changed: r.changed(),
-        line: format!("{name} ({backend}): {verb}, {} Entra ID prefixes", prefixes.len()),
+        line: format!("{name} ({backend}): {verb}, {what}"),
         detail: json!({"applied": !check, "host": name, "backend": backend, "changes": r.changes,
                        "warnings": r.warnings, "before": r.before, "after": r.after}),
     })
@@ -399,7 +471,14 @@ mod tests {
         let request = Request::from_json(&json!({"format": vorfw_core::request::REQUEST_FORMAT, "name": "h",
             "addresses": ["10.0.0.1"]}))
         .unwrap();
-        let job = Job { request, backend: Some(BackendKind::Nftables), controller: None, zones: vec![] };
+        let job = Job {
+            request,
+            backend: Some(BackendKind::Nftables),
+            controller: None,
+            zones: vec![],
+            entra_state_dir: None,
+            oidc_state_dir: None,
+        };
         record(&path, &job).unwrap();
         assert_eq!(recorded(&path).unwrap(), Some(job));
         // A record written before the request format had a version: its rules list their peers.

@@ -71,6 +71,7 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         "controller_address",
         "zones",
         "entra_state_dir",
+        "oidc_state_dir",
         "entra_prefixes",
         "confirm_timeout",
         "metrics_dir",
@@ -94,7 +95,8 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         Some(Value::Array(z)) => z.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         _ => vec![],
     };
-    let entra_dir = PathBuf::from(m.str_arg("entra_state_dir")?.unwrap_or(vorfw_host::DEFAULT_ENTRA_DIR));
+    let entra_state_dir = m.str_arg("entra_state_dir")?.map(PathBuf::from);
+    let oidc_state_dir = m.str_arg("oidc_state_dir")?.map(PathBuf::from);
     // Given prefixes, or `None`: the list the host holds, read under the host lock (below).
     let given = match m.args.get("entra_prefixes") {
         None | Some(Value::Null) => None,
@@ -109,13 +111,6 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
         ),
         Some(other) => return Err(Failure::new(format!("entra_prefixes must be a list of CIDRs, got {other}"))),
     };
-    let facts = || -> Result<HostFacts, String> {
-        let entra = match &given {
-            Some(list) => Some(list.clone()),
-            None => vorfw_host::entra_list(&entra_dir)?,
-        };
-        Ok(HostFacts { entra, nameservers: vorfw_host::host_nameservers(), controller: None })
-    };
     let confirm = match m.args.get("confirm_timeout") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
@@ -124,7 +119,9 @@ fn body(m: &mut Module) -> Result<Outcome, Failure> {
             None => return Err(Failure::new(format!("confirm_timeout: '{v}' is not a number of seconds"))),
         },
     };
-    let job = Job { request, backend, controller, zones };
+    let job = Job { request, backend, controller, zones, entra_state_dir, oidc_state_dir };
+    // The lists the host holds are read under the host lock (in converge).
+    let facts = || -> Result<HostFacts, String> { job.facts(given.as_deref()) };
     // Records the job too: what the Entra ID refresher re-applies with each new list.
     let run = vorfw_host::Run { check: m.check_mode, confirm };
     let result = vorfw_host::converge(&job, facts, run);

@@ -33,6 +33,16 @@ pub enum ErrorKind {
     Implausible,
     /// A redirect the fetcher must not follow.
     Redirect,
+    /// Fetching: connection refused or reset, a body cut off (the fetch shell's kinds).
+    Network,
+    /// Fetching: a time limit fired.
+    Timeout,
+    /// Fetching: a TLS failure (most often a certificate no trusted CA signed).
+    Tls,
+    /// Fetching: a non-success HTTP status.
+    Http,
+    /// Reading or writing a state file failed, or it is unreadable.
+    State,
 }
 
 impl ErrorKind {
@@ -52,6 +62,11 @@ impl ErrorKind {
             ErrorKind::Empty => "empty",
             ErrorKind::Implausible => "implausible",
             ErrorKind::Redirect => "redirect",
+            ErrorKind::Network => "network",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Http => "http",
+            ErrorKind::State => "state",
         }
     }
 }
@@ -97,8 +112,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The Entra feed's plausibility checks report in its own error type; the kinds they use map
-/// one to one.
+/// The Entra feed's plausibility checks and HTTPS client report in its own error type; the kinds
+/// they use map one to one.
 impl From<vorfw_entra::Error> for Error {
     fn from(e: vorfw_entra::Error) -> Self {
         use vorfw_entra::ErrorKind as E;
@@ -109,6 +124,11 @@ impl From<vorfw_entra::Error> for Error {
             E::TooLarge => ErrorKind::TooLarge,
             E::WrongContent => ErrorKind::WrongContent,
             E::Parse => ErrorKind::Parse,
+            E::Network => ErrorKind::Network,
+            E::Timeout => ErrorKind::Timeout,
+            E::Tls => ErrorKind::Tls,
+            E::Http => ErrorKind::Http,
+            E::State | E::Locked => ErrorKind::State,
             _ => ErrorKind::Config,
         };
         Error::new(kind, e.message())

@@ -15,15 +15,46 @@
 //! * [`update`]: a `dns` provider's [`DnsState`] folded with one round of answers under a
 //!   [`DnsPolicy`], giving a [`DnsReport`];
 //! * [`merge_published`]: the Entra feed's update policy (grace, held removals) for a published
-//!   [`RangeSet`], into the feed's own `State`.
+//!   [`RangeSet`], into the feed's own `State`;
+//! * the state directory's per-provider files ([`ProviderState`], [`ProviderStatus`]), which
+//!   the firewall side reads without a network stack.
+//!
+//! The `fetch` feature (default; off in the workspace dependency) adds the I/O shell:
+//! [`discover`] and [`fetch_ranges`] through vorfw-entra's HTTPS client, [`resolve`] through the
+//! host's resolvers, [`refresh_provider`] and the `vorfw oidc` command line ([`cli`]).
 
+#[cfg(feature = "fetch")]
+mod cli;
 mod config;
 mod discovery;
 mod dns;
 mod error;
+#[cfg(feature = "fetch")]
+mod fetch;
 mod names;
 mod published;
 mod ranges;
+#[cfg(feature = "fetch")]
+mod refresh;
+#[cfg(feature = "fetch")]
+mod resolve;
+mod state;
+
+#[cfg(feature = "fetch")]
+pub use cli::{cli, cli_with, Applier, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_OVERDUE};
+#[cfg(feature = "fetch")]
+pub use fetch::{
+    discover, discover_async, discovery_from_file, fetch_ranges, fetch_ranges_async, FetchOptions, FetchedRanges,
+    OIDC_USER_AGENT,
+};
+#[cfg(feature = "fetch")]
+pub use refresh::{discovery_of, refresh_provider, Outcome, RefreshOptions};
+#[cfg(feature = "fetch")]
+pub use resolve::{resolve, resolve_async, ResolverOptions, DEFAULT_RESOLV_CONF};
+pub use state::{
+    load_provider_state, load_provider_status, save_provider_state, save_provider_status, state_path, status_path,
+    stored_ids, Health, ProviderState, ProviderStatus, DEFAULT_OIDC_STATE_DIR, PROVIDER_STATE_VERSION,
+};
 
 pub use config::{
     derive_id, discovery_url, parse_provider, parse_providers, Addresses, Issuer, Provider, Published, RangeSource,

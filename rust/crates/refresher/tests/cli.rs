@@ -229,3 +229,92 @@ fn a_closed_stdout_ends_quietly() {
     let (code, out, _) = run(bin(d.path(), &["show"]));
     assert_eq!((code, out.lines().count()), (0, 214));
 }
+
+/// `vorfw-entra oidc refresh` (the hourly timer's entry) and `oidc status`: a resolver that never
+/// answers (a bound, silent UDP socket on loopback) allows nothing on a first run, which is not
+/// an error; status then says the names are failing (exit 3).
+#[test]
+fn oidc_refresh_and_status() {
+    let dir = TempDir::new("oidc-refresh");
+    let silent = std::net::UdpSocket::bind("127.0.0.77:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let resolv = dir.write("resolv.conf", b"nameserver 127.0.0.77\noptions timeout:1 attempts:1\n");
+    let doc = serde_json::json!({
+        "issuer": "https://idp.vorfw.test",
+        "token_endpoint": "https://idp.vorfw.test/token",
+        "jwks_uri": "https://keys.vorfw.test/jwks",
+    });
+    let discovery = dir.write("openid-configuration.json", doc.to_string().as_bytes());
+    let state = dir.path().join("oidc");
+    let oidc = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vorfw-entra"));
+        c.arg("oidc").arg("--state-dir").arg(&state).args(args);
+        run(c)
+    };
+    let (code, out, err) = oidc(&[
+        "refresh",
+        "--issuer",
+        "https://idp.vorfw.test",
+        "--name",
+        "lab",
+        "--discovery-file",
+        discovery.to_str().unwrap(),
+        "--resolv-conf",
+        resolv.to_str().unwrap(),
+        "--dns-port",
+        &port,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("lab: changed: 2 names, 0 IPv4 and 0 IPv6 addresses"), "{out}");
+    assert!(err.contains("idp.vorfw.test: lookup failed"), "{err}");
+    assert!(state.join("lab.json").is_file() && state.join("lab.status.json").is_file());
+    let (code, out, _) = oidc(&["status"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("lab: degraded: lookups failing (addresses kept): idp.vorfw.test"), "{out}");
+    drop(silent);
+}
+
+/// `vorfw-entra oidc discover` over HTTPS: the CLI's fetch options (--ca-bundle, --connect-to,
+/// --no-proxy) reach the fetcher; a refused document exits 1 naming the kind.
+#[test]
+fn oidc_discover_over_https() {
+    let pki = common::pki_for("vorfw-oidc CLI test CA", &["idp.vorfw.test", "keys.vorfw.test"]);
+    let dir = TempDir::new("oidc-discover");
+    let ca = dir.write("ca.pem", pki.ca_pem.as_bytes());
+    let server = Server::start(pki.server);
+    let port = server.addr.port();
+    let issuer = format!("https://idp.vorfw.test:{port}");
+    let doc = |iss: &str| {
+        let d = serde_json::json!({
+            "issuer": iss,
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("https://keys.vorfw.test:{port}/jwks"),
+        });
+        Reply::json(std::sync::Arc::new(d.to_string().into_bytes()))
+    };
+    server.set("/.well-known/openid-configuration", doc(&issuer));
+    let discover = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vorfw-entra"));
+        c.args(["oidc", "--state-dir"]).arg(dir.path().join("oidc")).args(["discover", "--issuer", &issuer]);
+        c.arg("--ca-bundle").arg(&ca).args(["--no-proxy", "--retries", "0"]);
+        c.args(["--connect-to", "idp.vorfw.test:127.0.0.1", "--connect-to", "keys.vorfw.test:127.0.0.1"]);
+        run(c)
+    };
+    let (code, out, err) = discover();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec![
+            format!("vorfw ({issuer}):"),
+            format!("  idp.vorfw.test:{port}"),
+            format!("  keys.vorfw.test:{port}"),
+            format!(
+                "  warning: discovery document {issuer}/.well-known/openid-configuration has no authorization_endpoint"
+            ),
+        ]
+    );
+    server.set("/.well-known/openid-configuration", doc("https://other.vorfw.test"));
+    let (code, _, err) = discover();
+    assert_eq!(code, 1);
+    assert!(err.contains("error [issuer_mismatch]") && err.contains("other.vorfw.test"), "{err}");
+}

@@ -185,6 +185,11 @@ impl rcgen::SigningKey for TestKey {
 
 /// [`pki`] with the CA's common name chosen.
 pub fn pki_named(ca_name: &str) -> Pki {
+    pki_for(ca_name, &["localhost", "127.0.0.1", "::1"])
+}
+
+/// A fresh CA and a server certificate for these names (DNS names or IP addresses).
+pub fn pki_for(ca_name: &str, names: &[&str]) -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyIdMethod, SerialNumber};
     static SERIAL: AtomicUsize = AtomicUsize::new(1);
     let serial = || SerialNumber::from(vec![0x10, (SERIAL.fetch_add(1, Ordering::SeqCst) % 250) as u8 + 1]);
@@ -196,7 +201,7 @@ pub fn pki_named(ca_name: &str) -> Pki {
     ca_params.key_identifier_method = KeyIdMethod::PreSpecified(ca_key.key_id());
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let key = TestKey::generate();
-    let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]).unwrap();
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     params.serial_number = Some(serial());
     params.key_identifier_method = KeyIdMethod::PreSpecified(key.key_id());
     let cert = params.signed_by(&key, &ca).unwrap();
@@ -227,6 +232,8 @@ pub enum Reply {
     Unsized { body: Arc<Vec<u8>> },
     /// Wait, then answer.
     Slow { delay: Duration, then: Box<Reply> },
+    /// A redirect (301, 302, 307, 308) to `location`.
+    Redirect { status: u16, location: String },
 }
 
 impl Reply {
@@ -388,6 +395,10 @@ where
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         403 => "Forbidden",
         404 => "Not Found",
         408 => "Request Timeout",
@@ -430,6 +441,13 @@ where
                 for chunk in body.chunks(64 * 1024) {
                     s.write_all(chunk).await?;
                 }
+            }
+            Reply::Redirect { status, location } => {
+                let head = format!(
+                    "HTTP/1.1 {status} {}\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    reason(status)
+                );
+                s.write_all(head.as_bytes()).await?;
             }
             Reply::Slow { delay, then } => {
                 tokio::time::sleep(delay).await;

@@ -1,0 +1,192 @@
+//! One provider's refresh (feature `fetch`): discover, fetch its range files (published
+//! providers), resolve its names, fold the answers into its state with the pure update policy,
+//! and save. The state file is replaced only when everything succeeded; the status file records
+//! every attempt. Check mode computes the same and writes nothing.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::config::{Addresses, Provider};
+use crate::discovery::Discovery;
+use crate::dns::{update, DnsPolicy, DnsReport};
+use crate::error::{Error, Result};
+use crate::fetch::{discover, discovery_from_file, fetch_ranges, FetchOptions};
+use crate::names::HostPort;
+use crate::published::{merge_published, PublishedPolicy};
+use crate::resolve::{resolve, ResolverOptions};
+use crate::state::{
+    load_provider_state, load_provider_status, save_provider_state, save_provider_status, ProviderState,
+    ProviderStatus, PROVIDER_STATE_VERSION,
+};
+
+/// Everything a refresh needs besides the provider.
+#[derive(Clone, Debug)]
+pub struct RefreshOptions {
+    pub state_dir: PathBuf,
+    pub fetch: FetchOptions,
+    pub resolver: ResolverOptions,
+    pub dns: DnsPolicy,
+    pub published: PublishedPolicy,
+    /// Read the discovery document from this file instead of fetching it (one provider).
+    pub discovery_file: Option<PathBuf>,
+    /// Compute and report; write nothing.
+    pub check: bool,
+}
+
+/// What a refresh found and did.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub state: ProviderState,
+    pub previous: Option<ProviderState>,
+    pub report: DnsReport,
+    /// The range list's diff, for published providers.
+    pub ranges_diff: Option<vorfw_entra::Diff>,
+    /// The state file was written (false in check mode).
+    pub saved: bool,
+}
+
+impl Outcome {
+    /// Effective resolved addresses added and removed against the stored state.
+    pub fn address_changes(&self) -> (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) {
+        let before: BTreeSet<_> = self.previous.as_ref().map(|p| p.dns.effective()).unwrap_or_default();
+        let after = self.state.dns.effective();
+        (after.difference(&before).copied().collect(), before.difference(&after).copied().collect())
+    }
+
+    /// Whether the state differs from the stored one (beyond times).
+    pub fn changed(&self) -> bool {
+        let Some(p) = &self.previous else { return true };
+        let (a, r) = self.address_changes();
+        !a.is_empty()
+            || !r.is_empty()
+            || self.report.changed
+            || p.names != self.state.names
+            || p.range_prefixes() != self.state.range_prefixes()
+    }
+}
+
+/// The discovery document: from the configured file, or fetched.
+pub fn discovery_of(p: &Provider, opts: &RefreshOptions) -> Result<(Discovery, Vec<HostPort>)> {
+    match &opts.discovery_file {
+        Some(f) => Ok((discovery_from_file(f, &p.issuer, &opts.fetch.discovery)?, Vec::new())),
+        None => discover(&p.issuer, &opts.fetch),
+    }
+}
+
+fn compute(p: &Provider, opts: &RefreshOptions, now: SystemTime) -> Result<Outcome> {
+    let dir = &opts.state_dir;
+    let previous = load_provider_state(dir, &p.id)?;
+    let (discovery, redirect_hosts) = discovery_of(p, opts)?;
+    let mut names = p.names(&discovery);
+    names.extend(redirect_hosts.iter().filter_map(|h| h.host.name().map(str::to_string)));
+    let mut ports = p.ports(&discovery);
+    ports.extend(redirect_hosts.iter().map(|h| h.port));
+
+    let (ranges, range_sources, ranges_diff) = match &p.addresses {
+        Addresses::Published(pubd) => {
+            let f = fetch_ranges(pubd, &opts.fetch)?;
+            let (mut st, diff) =
+                merge_published(previous.as_ref().and_then(|s| s.ranges.as_ref()), &f.set, &opts.published, now)?;
+            st.source = f.sources.join(" ");
+            for h in &f.redirect_hosts {
+                if let Some(n) = h.host.name() {
+                    names.insert(n.to_string());
+                }
+            }
+            (Some(st), f.sources, Some(diff))
+        }
+        Addresses::Entra { .. } | Addresses::Dns => (None, Vec::new(), None),
+    };
+
+    let answers = resolve(&names, &opts.resolver)?;
+    let (dns, report) = update(previous.as_ref().map(|s| &s.dns), now, &answers, &opts.dns)?;
+    let state = ProviderState {
+        version: PROVIDER_STATE_VERSION,
+        provider: p.clone(),
+        discovery,
+        redirect_hosts,
+        names,
+        ports,
+        policy: opts.dns.clone(),
+        sets: dns.sets(),
+        dns,
+        ranges,
+        range_sources,
+        last_success: now,
+    };
+    Ok(Outcome { state, previous, report, ranges_diff, saved: false })
+}
+
+/// Refresh one provider. On failure the state file is untouched and the status file says why
+/// (not in check mode).
+pub fn refresh_provider(p: &Provider, opts: &RefreshOptions, now: SystemTime) -> Result<Outcome> {
+    if opts.check {
+        return compute(p, opts, now);
+    }
+    let dir = &opts.state_dir;
+    // One refresh of a provider at a time (the timer and an operator): the second waits.
+    let lock_path = dir.join(format!(".{}.lock", p.id));
+    let _lock = vorfw_sys::Lock::take(&lock_path, vorfw_sys::LockKind::Wait)
+        .map_err(|e| Error::new(crate::error::ErrorKind::State, e))?;
+    let result = compute(p, opts, now);
+    let prev_status = load_provider_status(dir, &p.id).ok().flatten();
+    match result {
+        Ok(mut o) => {
+            save_provider_state(dir, &o.state)?;
+            o.saved = true;
+            let st = &o.state;
+            let status = ProviderStatus {
+                version: PROVIDER_STATE_VERSION,
+                provider: p.id.clone(),
+                issuer: p.issuer.as_str().to_string(),
+                ok: true,
+                last_attempt: now,
+                last_success: Some(now),
+                last_failure: prev_status.as_ref().and_then(|s| s.last_failure),
+                consecutive_failures: 0,
+                error_kind: None,
+                error: None,
+                next_refresh: Some(st.dns.next_refresh),
+                failing_names: st
+                    .dns
+                    .failing_names()
+                    .into_iter()
+                    .map(|(n, e)| (n.to_string(), e.to_string()))
+                    .collect(),
+                counts: st.dns.counts(st.policy.grace),
+                prefixes: st.range_prefixes().len(),
+                warnings: o.report.warnings.clone(),
+            };
+            save_provider_status(dir, &status)?;
+            Ok(o)
+        }
+        Err(e) => {
+            let status = failed_status(p, prev_status, dir, &e, now);
+            // The refresh's error matters more than a status file that cannot be written.
+            let _ = save_provider_status(dir, &status);
+            Err(e)
+        }
+    }
+}
+
+fn failed_status(p: &Provider, prev: Option<ProviderStatus>, dir: &Path, e: &Error, now: SystemTime) -> ProviderStatus {
+    let stored = load_provider_state(dir, &p.id).ok().flatten();
+    ProviderStatus {
+        version: PROVIDER_STATE_VERSION,
+        provider: p.id.clone(),
+        issuer: p.issuer.as_str().to_string(),
+        ok: false,
+        last_attempt: now,
+        last_success: prev.as_ref().and_then(|s| s.last_success).or(stored.as_ref().map(|s| s.last_success)),
+        last_failure: Some(now),
+        consecutive_failures: prev.as_ref().map_or(0, |s| s.consecutive_failures).saturating_add(1),
+        error_kind: Some(e.kind().as_str().to_string()),
+        error: Some(e.message().to_string()),
+        next_refresh: prev.as_ref().and_then(|s| s.next_refresh),
+        failing_names: prev.as_ref().map(|s| s.failing_names.clone()).unwrap_or_default(),
+        counts: stored.as_ref().map(|s| s.dns.counts(s.policy.grace)).unwrap_or_default(),
+        prefixes: stored.as_ref().map_or(0, |s| s.range_prefixes().len()),
+        warnings: Vec::new(),
+    }
+}
