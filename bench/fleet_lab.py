@@ -16,6 +16,7 @@ share the bridge, so each goes down before the other comes up.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -92,6 +93,29 @@ def play(inventory: Path, *args, env: dict | None = None) -> tuple[float, str]:
     return dt, r.stdout
 
 
+NEIGH = [Path(f"/proc/sys/net/ipv{v}/neigh/default/gc_thresh{i}") for v in (4, 6) for i in (1, 2, 3)]
+
+
+@contextlib.contextmanager
+def neighbour_room(hosts: int):
+    """The kernel's neighbour (ARP and NDP) tables are one for all network namespaces: a lab host
+    probing every other host's IPv4 and IPv6 addresses (verify full) adds an entry per pair, 100
+    hosts make ~20,000, and past gc_thresh3 (default 1024) the kernel refuses new neighbours
+    ("neighbor table overflow!"): SSH from the controller then fails with "No route to host".
+    Separate machines each have their own table, so the fleet's lab gets room for hosts² per
+    family, and the defaults back afterwards."""
+    before = {p: p.read_text().strip() for p in NEIGH}
+    need = 2 * hosts * hosts
+    for p in NEIGH:
+        i = int(p.name[-1])
+        p.write_text(str(max(int(before[p]), need >> (3 - i))))
+    try:
+        yield
+    finally:
+        for p, v in before.items():
+            p.write_text(v)
+
+
 def recap(out: str) -> dict[str, dict[str, int]]:
     return {m[1]: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m[2])}
             for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", out, re.M)}
@@ -129,9 +153,8 @@ def plays(label: str, inventory: Path, hosts: int, tmp: Path) -> None:
           f"hosts changed: {len(changed)}{' ' + ', '.join(changed) if changed else ''}")
     for cov in ("covering", "full"):
         # Full coverage at 100 hosts is hosts² × ports probes (316,800), most of them waiting out
-        # the probe timeout on a dropped SYN: with 24 hosts probing at once the 2-core machine is
-        # so loaded that new SSH connections to the lab hosts miss Ansible's 10 s connect timeout
-        # and the hosts are reported unreachable. That run gets a longer connect timeout.
+        # the probe timeout on a dropped SYN; with 24 hosts probing at once on 2 cores, new SSH
+        # connections to the lab hosts can take longer than Ansible's 10 s connect timeout.
         slow = {"ANSIBLE_TIMEOUT": "120"} if cov == "full" and hosts > 12 else {}
         dt, out = play(inventory, ROOT / "playbooks" / "verify.yml", "-e", f"verify_coverage={cov}", env=slow)
         totals = re.findall(r'"msg": "(\d+) required flows open, (\d+) forbidden flows blocked, (\d+) mismatches"', out)
@@ -161,7 +184,8 @@ def main() -> None:
         up2 = lab("up", table_file=tf)
         print(f"  lab.sh up: {up1:.1f} s first, {up2:.1f} s again (idempotent)")
         try:
-            plays(f"{N} hosts", STATE / "inventory.ini", N, tmp)
+            with neighbour_room(N):
+                plays(f"{N} hosts", STATE / "inventory.ini", N, tmp)
         finally:
             down1 = lab("down", table_file=tf)
             down2 = lab("down", table_file=tf)

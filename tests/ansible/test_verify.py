@@ -222,3 +222,19 @@ def test_verify_module_protocol_directly(tmp_path):
         assert res["changed"] is False, name
         assert bool(res.get("failed")) == (code != 0) and res["msg"], name
         assert r.stderr == "", name
+
+
+def test_an_unreachable_host_makes_the_proof_incomplete_by_name(tmp_path):
+    # h2 cannot be reached (nothing listens on port 1): the summary names it instead of
+    # failing on its missing results, and no report claims a complete proof.
+    inv = tmp_path / "inventory.ini"
+    inv.write_text(
+        "[consul]\n"
+        f"h1 ansible_connection=local ansible_host={LO} ansible_python_interpreter={sys.executable}\n"
+        f"h2 ansible_connection=ssh ansible_host={LO} ansible_port=1 ansible_user=nobody\n"
+    )
+    r = run(["ansible-playbook", "-i", inv, ROOT / "playbooks" / "verify.yml", "-e", "verify_timeout_ms=200"])
+    assert r.returncode != 0
+    assert "UNREACHABLE" in r.stdout, r.stdout[-3000:]
+    assert "not probed (unreachable, or failed before probing): h2" in r.stdout, r.stdout[-3000:]
+    assert "undefined variable" not in r.stdout
