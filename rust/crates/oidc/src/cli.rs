@@ -47,6 +47,17 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// What `resolve`, `diff` and `refresh` take: the providers, how to fetch, how to resolve.
+#[derive(clap::Args, Debug)]
+struct ResolveArgs {
+    #[command(flatten)]
+    providers: ProviderArgs,
+    #[command(flatten)]
+    fetch: FetchArgs,
+    #[command(flatten)]
+    resolver: ResolverArgs,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Fetch and validate each provider's discovery document; print the names and ports.
@@ -59,11 +70,7 @@ enum Cmd {
     /// Discover, resolve the names and update the state (--check: show what would change).
     Resolve {
         #[command(flatten)]
-        providers: ProviderArgs,
-        #[command(flatten)]
-        fetch: FetchArgs,
-        #[command(flatten)]
-        resolver: ResolverArgs,
+        args: ResolveArgs,
         /// Report what would change; write nothing.
         #[arg(long)]
         check: bool,
@@ -71,20 +78,12 @@ enum Cmd {
     /// What a refresh would add and remove against the stored state; writes nothing.
     Diff {
         #[command(flatten)]
-        providers: ProviderArgs,
-        #[command(flatten)]
-        fetch: FetchArgs,
-        #[command(flatten)]
-        resolver: ResolverArgs,
+        args: ResolveArgs,
     },
     /// `resolve` for every configured provider (what the timer runs).
     Refresh {
         #[command(flatten)]
-        providers: ProviderArgs,
-        #[command(flatten)]
-        fetch: FetchArgs,
-        #[command(flatten)]
-        resolver: ResolverArgs,
+        args: ResolveArgs,
         /// Skip a provider whose last refresh succeeded and whose next one (from the answers'
         /// TTLs, 5 min to 1 h) is not due yet: a timer running every few minutes then honours
         /// the TTLs without asking more often than they say.
@@ -311,17 +310,15 @@ fn run(cli: Cli, applier: Option<Applier>, out: &mut String, err: &mut String) -
     let json = cli.json;
     let result = match &cli.cmd {
         Cmd::Discover { providers, fetch } => discover_cmd(dir, providers, fetch, json, out, err),
-        Cmd::Resolve { providers, fetch, resolver, check } => {
+        Cmd::Resolve { args, check } => {
             let mode = if *check { Mode::Check } else { Mode::Apply };
-            resolve_cmd(dir, providers, fetch, resolver, mode, json, out, err, &mut false)
+            resolve_cmd(dir, args, mode, json, out, err, &mut false)
         }
-        Cmd::Diff { providers, fetch, resolver } => {
-            resolve_cmd(dir, providers, fetch, resolver, Mode::Diff, json, out, err, &mut false)
-        }
-        Cmd::Refresh { providers, fetch, resolver, if_due } => {
+        Cmd::Diff { args } => resolve_cmd(dir, args, Mode::Diff, json, out, err, &mut false),
+        Cmd::Refresh { args, if_due } => {
             let mode = if *if_due { Mode::IfDue } else { Mode::Apply };
             let mut changed = false;
-            let code = resolve_cmd(dir, providers, fetch, resolver, mode, json, out, err, &mut changed);
+            let code = resolve_cmd(dir, args, mode, json, out, err, &mut changed);
             match (code, applier) {
                 // The firewall follows what the state now holds, even when one provider failed
                 // (the others' new addresses apply; the failed one kept its own).
@@ -429,18 +426,16 @@ fn not_due(dir: &Path, id: &str, now: SystemTime) -> Option<SystemTime> {
     (st.ok && now < next && load_provider_state(dir, id).ok().flatten().is_some()).then_some(next)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn resolve_cmd(
     dir: &Path,
-    p: &ProviderArgs,
-    f: &FetchArgs,
-    r: &ResolverArgs,
+    a: &ResolveArgs,
     mode: Mode,
     json: bool,
     out: &mut String,
     err: &mut String,
     changed: &mut bool,
 ) -> Result<i32> {
+    let (p, f, r) = (&a.providers, &a.fetch, &a.resolver);
     let providers = p.load()?;
     let check = matches!(mode, Mode::Check | Mode::Diff);
     let diff_only = mode == Mode::Diff;
