@@ -14,8 +14,10 @@ ARCHES ?= x86_64 aarch64
 MODULES := plan apply verify
 RUST_TARGETS := $(foreach a,$(ARCHES),$(a)-unknown-linux-musl)
 HOST_ARCH := $(shell uname -m)
-APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat shellcheck chromium fonts-dejavu-core dnsmasq-base
+APT_PACKAGES := python3-venv firewalld ufw nftables openssh-server openssh-client iproute2 dbus-daemon socat shellcheck chromium fonts-dejavu-core dnsmasq-base openssl
 LAB_INV := -i tests/lab/inventory.ini -i tests/lab/demo.yml
+# The demo's egress: restricted, and the lab's OIDC provider beside Entra ID (tests/lab/idp.py vars)
+DEMO_EGRESS := -e host_firewall_egress=restricted -e @build/lab-idp.json
 export ANSIBLE_FORKS ?= 16
 
 .PHONY: setup setup-apt setup-venv setup-rust setup-cloud build link test test-unit test-cli test-cloud test-ansible test-lab test-tarball test-ansible-core demo bench collection clean lab-up lab-down
@@ -121,10 +123,14 @@ demo: setup build
 	@for inv in examples/single-tier.ini examples/multi-tier.yml; do bin/vorfw plan -i $$inv --format summary | tail -1 | sed "s|^# |$$inv: |"; done
 	@echo "== bringing a fresh lab up (12 hosts, each with its own firewall, sshd and disk state)"
 	tests/lab/lab.sh up --fresh
+	@echo "== restricted egress; sign-in through Entra ID (the lab's service-tag feed) and the lab's OIDC provider (DNS)"
+	mkdir -p build && tests/lab/idp.py vars > build/lab-idp.json && cat build/lab-idp.json
 	@echo "== ansible-playbook playbooks/site.yml"
-	ansible-playbook $(LAB_INV) playbooks/site.yml
+	ansible-playbook $(LAB_INV) $(DEMO_EGRESS) playbooks/site.yml
 	@echo "== proving every flow with real packets"
-	ansible-playbook $(LAB_INV) playbooks/verify.yml -e verify_probe_management=true -e verify_report=$(ROOT)/build/lab-report.html
+	ansible-playbook $(LAB_INV) $(DEMO_EGRESS) playbooks/verify.yml -e verify_probe_management=true -e verify_report=$(ROOT)/build/lab-report.html
+	@echo "== proving sign-in: the OIDC clients fetch the provider's discovery document, no other host can"
+	ansible-playbook $(LAB_INV) $(DEMO_EGRESS) tests/lab/signin.yml
 	@echo "== the sign-off report (open it in a browser): $(ROOT)/build/lab-report.html"
 
 $(VENV)/.bench-stamp: bench/requirements.txt $(VENV)/.stamp

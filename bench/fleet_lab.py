@@ -126,7 +126,7 @@ def leftovers() -> list[str]:
     if subprocess.run(["ip", "link", "show", "vorlab0"], capture_output=True, check=False).returncode == 0:
         left.append("bridge vorlab0")
     netns = Path("/run/netns")
-    left += [f"netns {p.name}" for p in (netns.iterdir() if netns.is_dir() else []) if p.name.startswith("vl-")]
+    left += [f"netns {p.name}" for p in (netns.iterdir() if netns.is_dir() else []) if p.name.startswith("vl-") or p.name == "vorlab-dns"]
     r = subprocess.run(["grep", "-lzF", f"_VORLAB_DAEMON={STATE}|", *map(str, Path("/proc").glob("[0-9]*/environ"))],
                        capture_output=True, text=True, check=False)
     left += [f"process {p.split('/')[2]}" for p in r.stdout.split()]

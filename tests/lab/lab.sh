@@ -6,12 +6,15 @@
 # controller).  A long-lived "anchor" process per host holds the host's own
 # mount and UTS namespaces, in which /run, /etc/firewalld, /etc/ufw,
 # /etc/default/ufw, /etc/nftables.conf, /etc/hosts, /etc/systemd/system,
-# /etc/vorstream-firewall, /var/lib/vorstream-firewall and
+# /etc/resolv.conf, /etc/vorstream-firewall, /var/lib/vorstream-firewall and
 # /usr/local/libexec/vorstream-firewall are private bind mounts of per-host
 # directories under the state dir.  Each host runs its own system
 # D-Bus, firewalld (backend "firewalld"), sshd on port 22 and one listener
 # process (listeners.py) for the VOR Stream port matrix, all started inside
 # the host's namespaces, so Ansible reaches every host over SSH like a server.
+# The lab also runs an OIDC provider (tests/lab/idp.py): its DNS server in the
+# namespace vorlab-dns, which every host's resolv.conf names, and its HTTPS
+# discovery endpoint on lab addresses of the bridge.
 #
 # Usage: tests/lab/lab.sh up [--fresh] | down | status | exec HOST [CMD...]
 #                         | ssh HOST [CMD...] | inventory | deps
@@ -28,8 +31,10 @@ set -euo pipefail
 #            ufw       (private /etc/ufw + /etc/default/ufw present, not enabled)
 #            nftables  (no manager, nothing started; private /etc/nftables.conf)
 # Replace the whole table with LAB_HOSTS_FILE=/path/to/table (same format).
-# Names: at most 12 characters ([a-z0-9_-]); octets 2..253 (.1 is the
-# controller, .254 the black-hole gateway, see LAB_GW4).
+# Names: at most 12 characters ([a-z0-9_-]); octets 2..199 (.1 is the
+# controller, .200-.253 the lab's services: the tests' Entra ID listeners
+# .200-.209, the OIDC provider .211-.214 and its DNS server .250; .254 the
+# black-hole gateway, see LAB_GW4).
 # ---------------------------------------------------------------------------
 LAB_HOSTS='
 consul1   11  consul,consul_ui  firewalld
@@ -97,8 +102,8 @@ load_hosts() {
         read -r name octet groups backend extra <<<"$line"
         [[ -n $backend && -z $extra ]] || die "host table: need 4 columns: '$line'"
         [[ $name =~ ^[a-z0-9][a-z0-9_-]{0,11}$ ]] || die "host table: bad name '$name' (max 12 chars, [a-z0-9_-])"
-        if ! [[ $octet =~ ^[0-9]+$ ]] || ((octet < 2 || octet > 253)); then
-            die "host table: $name: octet must be 2..253"
+        if ! [[ $octet =~ ^[0-9]+$ ]] || ((octet < 2 || octet > 199)); then
+            die "host table: $name: octet must be 2..199 (.200 and up are the lab's services)"
         fi
         FW_RELEASE[$name]="" FW_IPTABLES[$name]=0
         if [[ $backend =~ ^firewalld(-([0-9]+\.[0-9]+\.[0-9]+))?(-iptables)?$ ]]; then
@@ -261,6 +266,16 @@ MaxSessions 50
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
+}
+
+own_resolv() { [[ -f /etc/resolv.conf && ! -L /etc/resolv.conf ]]; }
+resolv_text() { printf 'nameserver %s\noptions timeout:1 attempts:2' "$("$LAB_DIR/idp.py" dns-address)"; }
+
+# Whether host $1 (anchor $2) sees its own resolv.conf (hosts built before the lab had one
+# do not).
+has_own_resolv() {
+    own_resolv || return 0
+    [[ $(in_host "$2" stat -c %i /etc/resolv.conf 2>/dev/null) == "$(stat -c %i "$STATE/$1/etc/resolv.conf" 2>/dev/null)" ]]
 }
 
 etc_hosts_text() {
@@ -594,6 +609,9 @@ start_anchor() {
     binds+=("$d/var-lib-vorstream-firewall=/var/lib/vorstream-firewall")
     binds+=("$d/libexec-vorstream-firewall=/usr/local/libexec/vorstream-firewall")
     binds+=("$e/systemd-system=/etc/systemd/system")
+    # The lab's resolver (a symlinked resolv.conf, e.g. systemd-resolved's, would point into the
+    # host's private /run: then the host keeps the machine's).
+    own_resolv && binds+=("$e/resolv.conf=/etc/resolv.conf")
     binds+=("$e/hosts=/etc/hosts" "$d/run=/run")     # /run last: the state dir may not live there
     setsid ip netns exec "vl-$n" unshare --mount --uts --propagation private -- \
         env -i PATH="$SAFE_PATH" _VORLAB_DAEMON="$STATE|$n" \
@@ -633,6 +651,10 @@ ensure_host() {
         destroy_host "$n"
         rm -rf "${d:?}/etc"
     fi
+    if a=$(anchor_pid "$n") && ! has_own_resolv "$n" "$a"; then
+        say "$n: rebuilding the host (it has no resolv.conf of its own yet)"
+        destroy_host "$n"
+    fi
     if ((FRESH)) || ! a=$(anchor_pid "$n"); then
         destroy_host "$n"
         ((FRESH)) && rm -rf "${d:?}/etc" "${d:?}/var-lib-vorstream-firewall" "${d:?}/libexec-vorstream-firewall"
@@ -640,6 +662,7 @@ ensure_host() {
         seed_etc "$n"
         printf '%s\n' "$release" >"$d/firewalld.release"
         etc_hosts_text >"$d/etc/hosts"
+        resolv_text >"$d/etc/resolv.conf"
         mkdir -p "$d/run/dbus" "$d/run/sshd" "$d/run/lock"
         chmod 755 "$d/run" "$d/run/dbus" "$d/run/sshd"
         chmod 1777 "$d/run/lock"
@@ -650,6 +673,7 @@ ensure_host() {
         a=$(anchor_pid "$n")
     else
         write_if_changed "$d/etc/hosts" "$(etc_hosts_text)" || true
+        write_if_changed "$d/etc/resolv.conf" "$(resolv_text)" || true
     fi
     net_config "$n"
 
@@ -771,11 +795,12 @@ require_root() { ((EUID == 0)) || die "must run as root"; }
 
 check_deps() {
     local c missing=()
-    for c in ip unshare nsenter setsid flock dbus-daemon dbus-send ssh-keygen ss; do
+    for c in ip unshare nsenter setsid flock dbus-daemon dbus-send ssh-keygen ss openssl; do
         command -v "$c" >/dev/null || missing+=("$c")
     done
     [[ -x /usr/sbin/sshd ]] || missing+=(sshd)
     [[ -x /usr/bin/python3 ]] || missing+=(/usr/bin/python3)
+    command -v dnsmasq >/dev/null || [[ -x /usr/sbin/dnsmasq ]] || missing+=(dnsmasq)
     if uses_backend firewalld; then [[ -x /usr/sbin/firewalld ]] || missing+=(firewalld); fi
     if uses_backend ufw; then [[ -d /etc/ufw ]] || missing+=(ufw); fi
     if uses_backend nftables; then command -v nft >/dev/null || missing+=(nft); fi
@@ -825,6 +850,7 @@ cmd_up() {
     for n in "${HOSTS[@]}"; do ensure_host "$n"; done
     wait_listeners
     wait_firewalld || die "firewalld did not come up (see above)"
+    "$LAB_DIR/idp.py" up --state "$STATE"
     # The lab's synthetic Entra ID feed, at a path outside the checkout (inventories copied
     # elsewhere by tests keep working; no checkout path in the committed inventory).
     install -m 0644 "${LAB_DIR%/lab}/fixtures/servicetags/ServiceTags_Public_lab_week1.json" "$STATE/lab-entra-feed.json"
@@ -852,6 +878,7 @@ cmd_down() {
     # Everything we started (by marker) plus anything else living in a lab netns.
     mapfile -t pids < <(lab_pids; for n in $(stray_names); do lab_pids "$n"; done)
     kill_pids "${pids[@]}"
+    "$LAB_DIR/idp.py" down --state "$STATE"
     for n in $(stray_names); do destroy_host "$n"; done
     if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE"; fi
     # `ip netns add` made /run/netns a (shared) mount point: undo that if no
@@ -871,6 +898,7 @@ cmd_status() {
     else
         say "bridge $BRIDGE: MISSING"; rc=1
     fi
+    "$LAB_DIR/idp.py" status --state "$STATE" || rc=1
     printf '%-10s %-9s %-30s %-6s %-5s %-9s %-5s %-9s\n' HOST BACKEND ADDRESSES ANCHOR DBUS FIREWALLD SSHD LISTENERS
     for n in "${HOSTS[@]}"; do
         d=$STATE/$n
@@ -929,7 +957,7 @@ cmd_deps() {
     apt-get update || rc=$?
     ((rc)) || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         iproute2 util-linux dbus-daemon dbus-bin openssh-server openssh-client \
-        python3 firewalld ufw nftables socat || rc=$?
+        python3 firewalld ufw nftables socat dnsmasq-base openssl || rc=$?
     return "$rc"
 }
 

@@ -467,6 +467,14 @@ fn resolve_cmd(
                 for w in &o.report.warnings {
                     let _ = writeln!(err, "vorfw oidc: {}: warning: {w}", pr.id);
                 }
+                if let Some(e) = &o.discovery_error {
+                    let _ = writeln!(
+                        err,
+                        "vorfw oidc: {}: warning: discovery failed [{}]: {e}; resolved the stored document's names",
+                        pr.id,
+                        e.kind()
+                    );
+                }
             }
             Err(e) => {
                 code = EXIT_FAILED;
@@ -507,6 +515,7 @@ fn outcome_json(o: &Outcome, check: bool) -> Value {
         "restored": ips(&o.report.restored),
         "failed": o.report.failed.iter().map(|f| json!({"name": f.name, "error": f.message, "kept": f.kept})).collect::<Vec<_>>(),
         "warnings": o.report.warnings,
+        "discovery_error": o.discovery_error.as_ref().map(|e| format!("{}: {}", e.kind().as_str(), e.message())),
         "ipv4": s.sets.ipv4,
         "ipv6": s.sets.ipv6,
         "prefixes": s.range_prefixes().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -676,10 +685,19 @@ fn status_cmd(
                         st.next_refresh.map(fmt_time).unwrap_or_default(),
                         fmt_time(st.last_attempt)
                     ),
-                    Health::Degraded => format!(
-                        "lookups failing (addresses kept): {}",
-                        st.failing_names.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")
-                    ),
+                    Health::Degraded => {
+                        let mut d = Vec::new();
+                        if let Some(e) = &st.discovery_error {
+                            d.push(format!("discovery failing ({e}), the stored document's names resolved"));
+                        }
+                        if !st.failing_names.is_empty() {
+                            d.push(format!(
+                                "lookups failing (addresses kept): {}",
+                                st.failing_names.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")
+                            ));
+                        }
+                        d.join("; ")
+                    }
                     Health::Ok => format!(
                         "last success {}, {} addresses ({} in grace), {} names, next refresh {}",
                         st.last_success.map(fmt_time).unwrap_or_default(),

@@ -46,6 +46,12 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// A failure to fetch (the network, TLS, an HTTP status, a time limit), not a refusal of
+    /// what was fetched.
+    pub fn is_transport(self) -> bool {
+        matches!(self, ErrorKind::Network | ErrorKind::Timeout | ErrorKind::Tls | ErrorKind::Http)
+    }
+
     /// The snake_case name used in status files.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -44,6 +44,10 @@ pub struct Outcome {
     pub ranges_diff: Option<vorfw_entra::Diff>,
     /// The state file was written (false in check mode).
     pub saved: bool,
+    /// The discovery document could not be fetched (a network, TLS, HTTP or time-out failure):
+    /// the names of the stored document were resolved instead, so a provider whose addresses
+    /// moved stays reachable even where restricted egress only admits its old ones.
+    pub discovery_error: Option<Error>,
 }
 
 impl Outcome {
@@ -77,7 +81,15 @@ pub fn discovery_of(p: &Provider, opts: &RefreshOptions) -> Result<(Discovery, V
 fn compute(p: &Provider, opts: &RefreshOptions, now: SystemTime) -> Result<Outcome> {
     let dir = &opts.state_dir;
     let previous = load_provider_state(dir, &p.id)?;
-    let (discovery, redirect_hosts) = discovery_of(p, opts)?;
+    let (discovery, redirect_hosts, discovery_error) = match (discovery_of(p, opts), &previous) {
+        (Ok((d, r)), _) => (d, r, None),
+        // Only a failure to fetch falls back to the stored document, never a refused one (an
+        // issuer mismatch, http, too large, too many hosts): that keeps the state unchanged.
+        (Err(e), Some(prev)) if e.kind().is_transport() && prev.provider.issuer == p.issuer => {
+            (prev.discovery.clone(), prev.redirect_hosts.clone(), Some(e))
+        }
+        (Err(e), _) => return Err(e),
+    };
     let mut names = p.names(&discovery);
     names.extend(redirect_hosts.iter().filter_map(|h| h.host.name().map(str::to_string)));
     let mut ports = p.ports(&discovery);
@@ -115,7 +127,7 @@ fn compute(p: &Provider, opts: &RefreshOptions, now: SystemTime) -> Result<Outco
         range_sources,
         last_success: now,
     };
-    Ok(Outcome { state, previous, report, ranges_diff, saved: false })
+    Ok(Outcome { state, previous, report, ranges_diff, saved: false, discovery_error })
 }
 
 /// Refresh one provider. On failure the state file is untouched and the status file says why
@@ -157,6 +169,7 @@ pub fn refresh_provider(p: &Provider, opts: &RefreshOptions, now: SystemTime) ->
                 counts: st.dns.counts(st.policy.grace),
                 prefixes: st.range_prefixes().len(),
                 warnings: o.report.warnings.clone(),
+                discovery_error: o.discovery_error.as_ref().map(|e| format!("{}: {}", e.kind().as_str(), e.message())),
             };
             save_provider_status(dir, &status)?;
             Ok(o)
@@ -188,5 +201,6 @@ fn failed_status(p: &Provider, prev: Option<ProviderStatus>, dir: &Path, e: &Err
         counts: stored.as_ref().map(|s| s.dns.counts(s.policy.grace)).unwrap_or_default(),
         prefixes: stored.as_ref().map_or(0, |s| s.range_prefixes().len()),
         warnings: Vec::new(),
+        discovery_error: None,
     }
 }

@@ -94,6 +94,10 @@ pub struct ProviderStatus {
     pub prefixes: usize,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The discovery document could not be fetched (`<kind>: <message>`): the names of the
+    /// stored one were resolved instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_error: Option<String>,
 }
 
 /// Health for monitoring.
@@ -103,7 +107,8 @@ pub enum Health {
     Ok,
     /// The last refresh failed, or no refresh ever succeeded.
     Failing,
-    /// The last refresh succeeded but some names' lookups failed (they keep their addresses).
+    /// The last refresh succeeded but some names' lookups failed (they keep their addresses),
+    /// or the discovery document could not be fetched (the stored one's names were resolved).
     Degraded,
     /// No refresh ran since the next one was due (plus the slack).
     Overdue,
@@ -118,7 +123,7 @@ impl ProviderStatus {
         if self.next_refresh.is_some_and(|t| now > t + slack) {
             return Health::Overdue;
         }
-        if !self.failing_names.is_empty() {
+        if !self.failing_names.is_empty() || self.discovery_error.is_some() {
             return Health::Degraded;
         }
         Health::Ok
@@ -220,6 +225,7 @@ mod tests {
             counts: DnsCounts::default(),
             prefixes: 0,
             warnings: Vec::new(),
+            discovery_error: None,
         }
     }
 
@@ -233,6 +239,9 @@ mod tests {
         assert_eq!(status(true, due, 0).health(t0 + Duration::from_secs(899), slack), Health::Ok);
         assert_eq!(status(true, due, 1).health(t0 + Duration::from_secs(901), slack), Health::Overdue);
         assert_eq!(status(false, due, 1).health(t0 + Duration::from_secs(901), slack), Health::Failing);
+        let mut stale = status(true, due, 0);
+        stale.discovery_error = Some("network: connection refused".into());
+        assert_eq!(stale.health(t0, slack), Health::Degraded);
         let mut never = status(true, due, 0);
         never.last_success = None;
         assert_eq!(never.health(t0, slack), Health::Failing);

@@ -149,6 +149,39 @@ fn a_good_document_with_jwks_on_a_second_name() {
     assert!(status.ok && status.counts.effective == 3 && status.failing_names.is_empty(), "{status:?}");
 }
 
+/// The issuer moved and the host's restricted egress only admits its old address: the fetch
+/// fails, so the names of the stored document are resolved again (its new address joins the
+/// set, and the next fetch gets through), the status says the refresh was degraded. A document
+/// that is fetched and refused never falls back.
+#[test]
+fn an_unreachable_discovery_endpoint_resolves_the_stored_names_again() {
+    let mut lab = Lab::new("oidc-stale-doc");
+    lab.good_refresh();
+    lab.dns.restart(&[rec(IDP, &["192.0.2.11"], 60), rec(KEYS, &["192.0.2.20"], 60)]);
+    let mut opts = lab.opts();
+    let nobody = SocketAddr::from(([127, 0, 0, 2], 0)); // nothing listens there: refused
+    opts.fetch.resolve = vec![(IDP.to_string(), nobody)];
+    let o = refresh_provider(&lab.provider(), &opts, day(1)).unwrap();
+    let e = o.discovery_error.as_ref().expect("the fetch failed");
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert!(o.saved && o.state.names.contains(KEYS) && o.state.names.contains(IDP), "{:?}", o.state.names);
+    let eff: Vec<String> = o.state.dns.effective().iter().map(|a| a.to_string()).collect();
+    assert!(eff.contains(&"192.0.2.11".to_string()), "the issuer's new address: {eff:?}");
+    assert!(eff.contains(&"192.0.2.10".to_string()), "the old one, in its grace: {eff:?}");
+    let st = load_provider_status(&opts.state_dir, "lab").unwrap().unwrap();
+    assert!(st.ok && st.discovery_error.as_deref().is_some_and(|m| m.starts_with("network: ")), "{st:?}");
+    assert_eq!(st.health(day(1), Duration::from_secs(3600)), vorfw_oidc::Health::Degraded);
+
+    // Reachable again, but the document is refused: no fallback, the state stays as it is.
+    let before = std::fs::read(state_path(&opts.state_dir, "lab")).unwrap();
+    let mut doc = lab.good_doc();
+    doc["issuer"] = json!(format!("https://evil.vorfw.test:{}", lab.port()));
+    lab.serve(&doc);
+    let e = refresh_provider(&lab.provider(), &lab.opts(), day(2)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::IssuerMismatch, "{e}");
+    assert_eq!(std::fs::read(state_path(&opts.state_dir, "lab")).unwrap(), before, "state file unchanged");
+}
+
 #[test]
 fn an_issuer_mismatch_is_refused() {
     let lab = Lab::new("oidc-mismatch");
