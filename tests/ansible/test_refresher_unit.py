@@ -2,6 +2,7 @@
 variable, a word or a line to it, and the proxy's password is in no unit and no result."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -96,3 +97,42 @@ def test_the_unit_may_write_what_the_host_side_writes(tmp_path):
     for path in sorted(written - read_only):
         assert any(path == w or path.startswith(w.rstrip("/") + "/") for w in writable), (path, writable)
     assert "/etc/firewalld" in writable  # firewall-offline-cmd, when firewalld is not running
+
+
+def render_oidc(tmp_path, extra: dict) -> tuple[str, list]:
+    """The OIDC providers' unit and the controller's discover options, from the role's own
+    defaults and vars (extra vars on top, as -e gives them)."""
+    unit, opts = tmp_path / "oidc.service", tmp_path / "controller-options.json"
+    pb = tmp_path / "pb.yml"
+    pb.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [
+            {"ansible.builtin.include_vars": str(ROLE / "defaults" / "main.yml")},
+            {"ansible.builtin.include_vars": str(ROLE / "vars" / "main.yml")},
+            {"ansible.builtin.template": {"src": str(ROLE / "templates" / "vorstream-oidc-refresh.service.j2"),
+                                          "dest": str(unit)}},
+            {"ansible.builtin.copy": {"content": "{{ _entra_egress_controller_oidc_options | to_json }}",
+                                      "dest": str(opts)}},
+        ],
+    }]))
+    r = run(["ansible-playbook", pb, "-e", json.dumps(extra)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    return unit.read_text(), json.loads(opts.read_text())
+
+
+def test_controller_mode_oidc_timer_reads_the_pushed_documents(tmp_path):
+    """Controller mode: the OIDC timer stays, resolving the pushed documents (--discovery-dir)
+    instead of fetching; the controller's discover gets the CA bundle and its own options only."""
+    providers = [{"issuer": "https://idp.example.test", "name": "lab"}]
+    unit, opts = render_oidc(tmp_path, {"entra_egress_mode": "controller", "entra_egress_oidc_providers": providers,
+                                        "entra_egress_ca_file": "/etc/pki/corp.pem",
+                                        "entra_egress_oidc_args": ["--grace", "2h"],
+                                        "entra_egress_controller_oidc_args": ["--connect-to", "idp.example.test:192.0.2.1"]})
+    [exec_line] = [l for l in unit.splitlines() if l.startswith("ExecStart=")]
+    assert '"refresh" "--if-due"' in exec_line, exec_line
+    assert exec_line.endswith('"--grace" "2h" "--discovery-dir" "/var/lib/vorstream-firewall/oidc-discovery"'), exec_line
+    assert opts == ["--ca-bundle", "/etc/pki/corp.pem", "--connect-to", "idp.example.test:192.0.2.1"], opts
+
+    unit, opts = render_oidc(tmp_path, {"entra_egress_oidc_providers": providers})
+    [exec_line] = [l for l in unit.splitlines() if l.startswith("ExecStart=")]
+    assert "--discovery-dir" not in exec_line and opts == [], exec_line

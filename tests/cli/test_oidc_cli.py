@@ -211,3 +211,39 @@ def test_refresh_if_due_honours_the_ttls(vorfw, tmp_path, dns):
     assert r.returncode == 0 and r.stdout.startswith("lab: unchanged:"), r.stdout
     saved = json.loads((tmp_path / "state" / "lab.json").read_text())
     assert saved["last_success"] == "2026-01-01T00:06:00Z", saved["last_success"]
+
+
+def test_controller_mode_saves_and_reads_a_discovery_dir(vorfw, tmp_path, dns):
+    """The controller's `discover --save-dir` keeps each accepted document's bytes as
+    `<id>.json`; a host's `resolve`/`refresh --discovery-dir` reads them (validated the same way),
+    and a missing one fails naming the provider and the path, the state left as it was."""
+    lab = ["--allow-special-use", *dns.args()]
+    source = discovery_doc(tmp_path)
+    pushed = tmp_path / "pushed"
+    r = oidc(vorfw, tmp_path, "--json", "discover", *one(tmp_path, source), "--save-dir", pushed)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)[0]
+    assert doc["provider"] == "lab" and doc["ok"] and doc["saved"] == str(pushed / "lab.json"), doc
+    assert (pushed / "lab.json").read_bytes() == source.read_bytes()
+    assert not (tmp_path / "state").exists(), "discover keeps no state"
+
+    by_dir = ["--issuer", ISSUER, "--name", "lab", "--discovery-dir", pushed]
+    r = oidc(vorfw, tmp_path, "--json", "resolve", *by_dir, *lab)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["names"] == [IDP, KEYS], r.stdout
+    state = tmp_path / "state" / "lab.json"
+    before = state.read_bytes()
+
+    (pushed / "lab.json").unlink()
+    r = oidc(vorfw, tmp_path, "refresh", *by_dir, *lab)
+    assert r.returncode == 1 and "[config]" in r.stderr and '"lab"' in r.stderr, r.stderr
+    assert str(pushed / "lab.json") in r.stderr and "the stored state is unchanged" in r.stderr, r.stderr
+    assert state.read_bytes() == before
+
+    # A refused document saves nothing.
+    r = oidc(vorfw, tmp_path, "discover", *one(tmp_path, discovery_doc(tmp_path, issuer="https://evil.vorfw.test")),
+             "--save-dir", pushed)
+    assert r.returncode == 1 and "[issuer_mismatch]" in r.stderr and not (pushed / "lab.json").exists(), r.stderr
+
+    r = oidc(vorfw, tmp_path, "resolve", *one(tmp_path), "--discovery-dir", pushed, *lab)
+    assert r.returncode == 2 and "cannot be used with" in r.stderr, r.stderr

@@ -84,7 +84,7 @@ class Idp:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        for _ in range(30):
+        for _attempt in range(30):
             if not Path(f"/proc/{pid}").exists():
                 return
             time.sleep(0.1)
@@ -254,7 +254,7 @@ def query_a(name: str) -> list[str]:
         except OSError:
             return []
     count, i, out = struct.unpack(">H", r[6:8])[0], len(q), []
-    for _ in range(count):
+    for _record in range(count):
         while r[i] and r[i] & 0xC0 != 0xC0:          # the owner name: labels, or a pointer
             i += r[i] + 1
         i += 2 if r[i] else 1
@@ -281,9 +281,9 @@ def wait(cond, what: str, timeout: float = 10):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("command", choices=["up", "down", "status", "serve", "dns-stop", "dns-start", "answer",
-                                            "dns-address", "vars"])
+                                        "dns-address", "vars"])
     ap.add_argument("args", nargs="*")
     ap.add_argument("--state", default=os.environ.get("VORLAB_STATE", "/var/lib/vorlab"))
     a = ap.parse_args(argv)

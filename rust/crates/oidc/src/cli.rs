@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use crate::config::{parse_provider, parse_providers, Provider};
 use crate::dns::DnsPolicy;
 use crate::error::{Error, ErrorKind, Result};
-use crate::fetch::FetchOptions;
+use crate::fetch::{FetchOptions, FetchedDiscovery};
 use crate::published::PublishedPolicy;
-use crate::refresh::{discovery_of, refresh_provider, Outcome, RefreshOptions};
+use crate::refresh::{fetched_discovery_of, pushed_discovery_path, refresh_provider, Outcome, RefreshOptions};
 use crate::resolve::{ResolverOptions, DEFAULT_RESOLV_CONF};
 use crate::state::{
     load_provider_state, load_provider_status, stored_ids, Health, ProviderState, DEFAULT_OIDC_STATE_DIR,
@@ -66,6 +66,11 @@ enum Cmd {
         providers: ProviderArgs,
         #[command(flatten)]
         fetch: FetchArgs,
+        /// Write each accepted document, its bytes unchanged, to DIR/<id>.json (created; replaced
+        /// atomically), for hosts that read them with --discovery-dir (controller mode). A
+        /// refused document writes nothing.
+        #[arg(long, value_name = "DIR")]
+        save_dir: Option<PathBuf>,
     },
     /// Discover, resolve the names and update the state (--check: show what would change).
     Resolve {
@@ -131,8 +136,12 @@ struct ProviderArgs {
     extra_names: Vec<String>,
     /// Read the discovery document from this file (fetched elsewhere) instead of fetching it;
     /// one provider only.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "discovery_dir")]
     discovery_file: Option<PathBuf>,
+    /// Read each provider's discovery document from DIR/<id>.json (written by `discover
+    /// --save-dir` elsewhere: the controller) instead of fetching it; validated the same way.
+    #[arg(long, value_name = "DIR")]
+    discovery_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -273,6 +282,7 @@ fn options(dir: &Path, p: &ProviderArgs, f: &FetchArgs, r: Option<&ResolverArgs>
         dns,
         published: PublishedPolicy::default(),
         discovery_file: p.discovery_file.clone(),
+        discovery_dir: p.discovery_dir.clone(),
         check,
     }
 }
@@ -309,7 +319,9 @@ fn run(cli: Cli, applier: Option<Applier>, out: &mut String, err: &mut String) -
     let dir = cli.state_dir.as_path();
     let json = cli.json;
     let result = match &cli.cmd {
-        Cmd::Discover { providers, fetch } => discover_cmd(dir, providers, fetch, json, out, err),
+        Cmd::Discover { providers, fetch, save_dir } => {
+            discover_cmd(dir, providers, fetch, save_dir.as_deref(), json, out, err)
+        }
         Cmd::Resolve { args, check } => {
             let mode = if *check { Mode::Check } else { Mode::Apply };
             resolve_cmd(dir, args, mode, json, out, err, &mut false)
@@ -357,21 +369,37 @@ fn run(cli: Cli, applier: Option<Applier>, out: &mut String, err: &mut String) -
     }
 }
 
+/// Write a provider's accepted document to `<dir>/<id>.json`, its bytes unchanged.
+fn save_discovery(dir: &Path, id: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let path = pushed_discovery_path(dir, id);
+    vorfw_sys::replace(&path, bytes, 0o644).map_err(|e| Error::new(ErrorKind::State, e))?;
+    Ok(path)
+}
+
 fn discover_cmd(
     dir: &Path,
     p: &ProviderArgs,
     f: &FetchArgs,
+    save_dir: Option<&Path>,
     json: bool,
     out: &mut String,
     err: &mut String,
 ) -> Result<i32> {
     let providers = p.load()?;
     let opts = options(dir, p, f, None, true);
+    if let Some(s) = save_dir {
+        std::fs::create_dir_all(s)
+            .map_err(|e| Error::new(ErrorKind::State, format!("cannot create {}: {e}", s.display())))?;
+    }
     let mut code = EXIT_OK;
     let mut docs = Vec::new();
     for pr in &providers {
-        match discovery_of(pr, &opts) {
-            Ok((d, redirects)) => {
+        let fetched = fetched_discovery_of(pr, &opts).and_then(|fd| match save_dir {
+            Some(s) => save_discovery(s, &pr.id, &fd.bytes).map(|path| (fd, Some(path))),
+            None => Ok((fd, None)),
+        });
+        match fetched {
+            Ok((FetchedDiscovery { discovery: d, redirect_hosts: redirects, .. }, saved)) => {
                 let names = pr.names(&d);
                 let ports = pr.ports(&d);
                 if json {
@@ -381,6 +409,7 @@ fn discover_cmd(
                         "hosts": pr.hosts(&d).iter().map(|h| h.to_string()).collect::<Vec<_>>(),
                         "redirect_hosts": redirects.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
                         "endpoints": d.endpoints, "warnings": d.warnings,
+                        "saved": saved.as_ref().map(|p| p.display().to_string()),
                     }));
                 } else {
                     let _ = writeln!(out, "{} ({}):", pr.id, pr.issuer);
@@ -392,6 +421,9 @@ fn discover_cmd(
                     }
                     for w in &d.warnings {
                         let _ = writeln!(out, "  warning: {w}");
+                    }
+                    if let Some(path) = &saved {
+                        let _ = writeln!(out, "  saved to {}", path.display());
                     }
                 }
             }
@@ -693,7 +725,11 @@ fn status_cmd(
                         if !st.failing_names.is_empty() {
                             d.push(format!(
                                 "lookups failing (addresses kept): {}",
-                                st.failing_names.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")
+                                st.failing_names
+                                    .iter()
+                                    .map(|(n, e)| format!("{n}: {e}"))
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
                             ));
                         }
                         d.join("; ")

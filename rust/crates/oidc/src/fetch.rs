@@ -120,6 +120,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::new(ErrorKind::Config, format!("cannot start the I/O runtime: {e}")))
 }
 
+/// A discovery document, validated, with the bytes it was validated from (unchanged: what
+/// `vorfw oidc discover --save-dir` writes for the hosts of controller mode).
+#[derive(Clone, Debug)]
+pub struct FetchedDiscovery {
+    pub discovery: Discovery,
+    /// The hosts it was redirected through (other than the issuer's); none for a file.
+    pub redirect_hosts: Vec<HostPort>,
+    pub bytes: Vec<u8>,
+}
+
 /// Fetch `<issuer>/.well-known/openid-configuration` and validate it. Returns the document and
 /// the hosts it was redirected through (other than the issuer's). Blocking (its own runtime).
 pub fn discover(issuer: &Issuer, opts: &FetchOptions) -> Result<(Discovery, Vec<HostPort>)> {
@@ -128,20 +138,37 @@ pub fn discover(issuer: &Issuer, opts: &FetchOptions) -> Result<(Discovery, Vec<
 
 /// [`discover`] for callers inside a tokio runtime.
 pub async fn discover_async(issuer: &Issuer, opts: &FetchOptions) -> Result<(Discovery, Vec<HostPort>)> {
+    let f = fetch_discovery_async(issuer, opts).await?;
+    Ok((f.discovery, f.redirect_hosts))
+}
+
+/// [`discover`], keeping the fetched bytes. Blocking (its own runtime).
+pub fn fetch_discovery(issuer: &Issuer, opts: &FetchOptions) -> Result<FetchedDiscovery> {
+    runtime()?.block_on(fetch_discovery_async(issuer, opts))
+}
+
+/// [`fetch_discovery`] for callers inside a tokio runtime.
+pub async fn fetch_discovery_async(issuer: &Issuer, opts: &FetchOptions) -> Result<FetchedDiscovery> {
     let client = opts.client()?;
     let url = issuer.discovery_url();
-    let (bytes, mut hosts) =
+    let (bytes, mut redirect_hosts) =
         get_following(&client, opts, &url, opts.discovery.max_bytes, "fetching the discovery document").await?;
-    let d = validate_discovery(&bytes, issuer, &opts.discovery)?;
-    hosts.retain(|h| h != issuer.host());
-    Ok((d, hosts))
+    let discovery = validate_discovery(&bytes, issuer, &opts.discovery)?;
+    redirect_hosts.retain(|h| h != issuer.host());
+    Ok(FetchedDiscovery { discovery, redirect_hosts, bytes })
 }
 
 /// Read a discovery document from a file (fetched elsewhere: the controller, an operator) with
 /// the same cap and validation.
 pub fn discovery_from_file(path: &Path, issuer: &Issuer, limits: &DiscoveryLimits) -> Result<Discovery> {
+    Ok(read_discovery(path, issuer, limits)?.discovery)
+}
+
+/// [`discovery_from_file`], keeping the bytes read.
+pub fn read_discovery(path: &Path, issuer: &Issuer, limits: &DiscoveryLimits) -> Result<FetchedDiscovery> {
     let bytes = read_capped(path, limits.max_bytes)?;
-    validate_discovery(&bytes, issuer, limits).map_err(|e| e.context(path.display()))
+    let discovery = validate_discovery(&bytes, issuer, limits).map_err(|e| e.context(path.display()))?;
+    Ok(FetchedDiscovery { discovery, redirect_hosts: Vec::new(), bytes })
 }
 
 fn read_capped(path: &Path, max: usize) -> Result<Vec<u8>> {

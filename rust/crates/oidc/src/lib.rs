@@ -44,11 +44,13 @@ mod state;
 pub use cli::{cli, cli_with, Applier, EXIT_DEGRADED, EXIT_FAILED, EXIT_OK, EXIT_OVERDUE};
 #[cfg(feature = "fetch")]
 pub use fetch::{
-    discover, discover_async, discovery_from_file, fetch_ranges, fetch_ranges_async, FetchOptions, FetchedRanges,
-    OIDC_USER_AGENT,
+    discover, discover_async, discovery_from_file, fetch_discovery, fetch_discovery_async, fetch_ranges,
+    fetch_ranges_async, read_discovery, FetchOptions, FetchedDiscovery, FetchedRanges, OIDC_USER_AGENT,
 };
 #[cfg(feature = "fetch")]
-pub use refresh::{discovery_of, refresh_provider, Outcome, RefreshOptions};
+pub use refresh::{
+    discovery_of, fetched_discovery_of, pushed_discovery_path, refresh_provider, Outcome, RefreshOptions,
+};
 #[cfg(feature = "fetch")]
 pub use resolve::{resolve, resolve_async, ResolverOptions, DEFAULT_RESOLV_CONF};
 pub use state::{

@@ -10,8 +10,8 @@ use std::time::SystemTime;
 use crate::config::{Addresses, Provider};
 use crate::discovery::Discovery;
 use crate::dns::{update, DnsPolicy, DnsReport};
-use crate::error::{Error, Result};
-use crate::fetch::{discover, discovery_from_file, fetch_ranges, FetchOptions};
+use crate::error::{Error, ErrorKind, Result};
+use crate::fetch::{fetch_discovery, fetch_ranges, read_discovery, FetchOptions, FetchedDiscovery};
 use crate::names::HostPort;
 use crate::published::{merge_published, PublishedPolicy};
 use crate::resolve::{resolve, ResolverOptions};
@@ -30,6 +30,9 @@ pub struct RefreshOptions {
     pub published: PublishedPolicy,
     /// Read the discovery document from this file instead of fetching it (one provider).
     pub discovery_file: Option<PathBuf>,
+    /// Read each provider's discovery document from `<dir>/<id>.json` instead of fetching it
+    /// (controller mode: the controller's `discover --save-dir` wrote it, the role pushed it).
+    pub discovery_dir: Option<PathBuf>,
     /// Compute and report; write nothing.
     pub check: bool,
 }
@@ -70,12 +73,48 @@ impl Outcome {
     }
 }
 
-/// The discovery document: from the configured file, or fetched.
+/// Where a provider's pushed discovery document is read from: `<dir>/<id>.json`.
+pub fn pushed_discovery_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.json"))
+}
+
+/// The discovery document: from the configured file, the provider's file in the configured
+/// directory, or fetched.
 pub fn discovery_of(p: &Provider, opts: &RefreshOptions) -> Result<(Discovery, Vec<HostPort>)> {
-    match &opts.discovery_file {
-        Some(f) => Ok((discovery_from_file(f, &p.issuer, &opts.fetch.discovery)?, Vec::new())),
-        None => discover(&p.issuer, &opts.fetch),
+    let f = fetched_discovery_of(p, opts)?;
+    Ok((f.discovery, f.redirect_hosts))
+}
+
+/// [`discovery_of`], keeping the bytes fetched or read.
+pub fn fetched_discovery_of(p: &Provider, opts: &RefreshOptions) -> Result<FetchedDiscovery> {
+    if let Some(f) = &opts.discovery_file {
+        return read_discovery(f, &p.issuer, &opts.fetch.discovery);
     }
+    let Some(dir) = &opts.discovery_dir else { return fetch_discovery(&p.issuer, &opts.fetch) };
+    let path = pushed_discovery_path(dir, &p.id);
+    match std::fs::symlink_metadata(&path) {
+        Ok(_) => read_discovery(&path, &p.issuer, &opts.fetch.discovery)
+            .map_err(|e| e.context(format!("provider {:?}", p.id))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "provider {:?}: no discovery document {} (--discovery-dir: the controller's `oidc discover \
+                 --save-dir` writes <id>.json and controller mode pushes it; is the provider in the \
+                 controller's list?)",
+                p.id,
+                path.display()
+            ),
+        )),
+        Err(e) => {
+            Err(Error::new(ErrorKind::Config, format!("provider {:?}: cannot read {}: {e}", p.id, path.display())))
+        }
+    }
+}
+
+/// Whether the discovery document is fetched (not read from a file, which is never a transport
+/// failure to fall back from).
+fn fetches(opts: &RefreshOptions) -> bool {
+    opts.discovery_file.is_none() && opts.discovery_dir.is_none()
 }
 
 fn compute(p: &Provider, opts: &RefreshOptions, now: SystemTime) -> Result<Outcome> {
@@ -84,8 +123,9 @@ fn compute(p: &Provider, opts: &RefreshOptions, now: SystemTime) -> Result<Outco
     let (discovery, redirect_hosts, discovery_error) = match (discovery_of(p, opts), &previous) {
         (Ok((d, r)), _) => (d, r, None),
         // Only a failure to fetch falls back to the stored document, never a refused one (an
-        // issuer mismatch, http, too large, too many hosts): that keeps the state unchanged.
-        (Err(e), Some(prev)) if e.kind().is_transport() && prev.provider.issuer == p.issuer => {
+        // issuer mismatch, http, too large, too many hosts): that keeps the state unchanged. A
+        // document read from a file (pushed by the controller) is not fetched: no fallback.
+        (Err(e), Some(prev)) if fetches(opts) && e.kind().is_transport() && prev.provider.issuer == p.issuer => {
             (prev.discovery.clone(), prev.redirect_hosts.clone(), Some(e))
         }
         (Err(e), _) => return Err(e),
@@ -139,8 +179,8 @@ pub fn refresh_provider(p: &Provider, opts: &RefreshOptions, now: SystemTime) ->
     let dir = &opts.state_dir;
     // One refresh of a provider at a time (the timer and an operator): the second waits.
     let lock_path = dir.join(format!(".{}.lock", p.id));
-    let _lock = vorfw_sys::Lock::take(&lock_path, vorfw_sys::LockKind::Wait)
-        .map_err(|e| Error::new(crate::error::ErrorKind::State, e))?;
+    let _lock =
+        vorfw_sys::Lock::take(&lock_path, vorfw_sys::LockKind::Wait).map_err(|e| Error::new(ErrorKind::State, e))?;
     let result = compute(p, opts, now);
     let prev_status = load_provider_status(dir, &p.id).ok().flatten();
     match result {

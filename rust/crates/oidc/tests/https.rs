@@ -3,7 +3,9 @@
 //! told to connect to at 127.0.0.1), and the names resolved by a real dnsmasq on 127.0.0.77.
 //! A good document with its jwks_uri on a second name is accepted; an issuer mismatch, plain
 //! HTTP, a 50 MB body, 10,000 hosts and a redirect to http are each refused with a clear message,
-//! the state file left byte for byte as it was and the status file saying why.
+//! the state file left byte for byte as it was and the status file saying why. Controller mode:
+//! `discover --save-dir` writes the fetched bytes, and a refresh reading them with
+//! `discovery_dir` resolves the same names as one that fetches.
 
 #[path = "../../entra/tests/common/mod.rs"]
 mod common;
@@ -80,8 +82,25 @@ impl Lab {
             dns: DnsPolicy { allow_special_use: true, ..DnsPolicy::default() },
             published: PublishedPolicy::default(),
             discovery_file: None,
+            discovery_dir: None,
             check: false,
         }
+    }
+
+    /// `vorfw oidc discover` against the lab's server, as the controller runs it; the exit code.
+    fn discover_cli(&self, extra: &[&str]) -> i32 {
+        let connect = |h: &str| format!("{h}:127.0.0.1");
+        let mut args: Vec<String> = ["vorfw oidc", "--state-dir"].iter().map(|s| s.to_string()).collect();
+        args.push(self.dir.path().join("controller-state").display().to_string());
+        let issuer = self.issuer();
+        args.extend(
+            ["--json", "discover", "--issuer", issuer.as_str(), "--name", "lab", "--no-proxy"].map(String::from),
+        );
+        args.extend(["--retries", "0", "--ca-bundle"].map(String::from));
+        args.push(self.ca.display().to_string());
+        args.extend(["--connect-to".to_string(), connect(IDP), "--connect-to".to_string(), connect(KEYS)]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        vorfw_oidc::cli(args)
     }
 
     fn good_doc(&self) -> Value {
@@ -341,4 +360,97 @@ fn published_google_ranges_over_https_are_goog_minus_cloud() {
     let e = refresh_provider(&p, &lab.opts(), day(1)).unwrap_err();
     assert!(e.message().contains("swapped") || e.kind() == ErrorKind::Empty, "{e}");
     assert_eq!(std::fs::read(state_path(&lab.opts().state_dir, "lab")).unwrap(), before);
+}
+
+/// Controller mode: the controller's `discover --save-dir` writes the document as it was served;
+/// a host reading it from the directory (`--discovery-dir`) resolves exactly what a fetch gives.
+#[test]
+fn a_saved_document_is_the_fetched_bytes_and_resolves_as_a_fetch() {
+    let lab = Lab::new("oidc-save-dir");
+    let served = lab.good_doc().to_string().into_bytes();
+    let fetched_state = lab.good_refresh(); // serves good_doc and refreshes by fetching
+    let save = lab.dir.path().join("controller/oidc");
+    assert_eq!(lab.discover_cli(&["--save-dir", save.to_str().unwrap()]), 0);
+    let saved = save.join("lab.json");
+    assert_eq!(std::fs::read(&saved).unwrap(), served, "the bytes unchanged");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o7777, 0o644);
+    assert!(!lab.dir.path().join("controller-state").exists(), "discover keeps no state");
+
+    // The host: no fetch (the server would count it), the same names and addresses.
+    let hits = lab.server.hits(WELL_KNOWN);
+    let mut opts = lab.opts();
+    opts.state_dir = lab.dir.path().join("host-state");
+    opts.discovery_dir = Some(save.clone());
+    let o = refresh_provider(&lab.provider(), &opts, day(0)).unwrap();
+    assert_eq!(lab.server.hits(WELL_KNOWN), hits, "read from the directory, not fetched");
+    let fetched: vorfw_oidc::ProviderState = serde_json::from_slice(&fetched_state).unwrap();
+    assert!(o.saved && o.discovery_error.is_none());
+    assert_eq!(o.state.names, fetched.names);
+    assert_eq!(o.state.ports, fetched.ports);
+    assert_eq!(o.state.sets, fetched.sets);
+    assert_eq!(o.state.discovery, fetched.discovery);
+}
+
+/// A refused document writes nothing: a new directory gets no file, an existing file stays
+/// byte for byte.
+#[test]
+fn a_refused_document_is_not_saved() {
+    let lab = Lab::new("oidc-save-refused");
+    let save = lab.dir.path().join("controller/oidc");
+    let mut doc = lab.good_doc();
+    doc["issuer"] = json!(format!("https://evil.vorfw.test:{}", lab.port()));
+    lab.serve(&doc);
+    assert_eq!(lab.discover_cli(&["--save-dir", save.to_str().unwrap()]), 1);
+    assert!(!save.join("lab.json").exists(), "nothing written for a refused document");
+    assert_eq!(std::fs::read_dir(&save).unwrap().count(), 0, "no temporary file left either");
+
+    lab.serve(&lab.good_doc());
+    assert_eq!(lab.discover_cli(&["--save-dir", save.to_str().unwrap()]), 0);
+    let before = std::fs::read(save.join("lab.json")).unwrap();
+    lab.serve(&doc);
+    assert_eq!(lab.discover_cli(&["--save-dir", save.to_str().unwrap()]), 1);
+    assert_eq!(std::fs::read(save.join("lab.json")).unwrap(), before, "the last good document stays");
+    assert_eq!(std::fs::read_dir(&save).unwrap().count(), 1);
+}
+
+/// A pushed document is validated like a fetched one, and a missing or refused one is an error
+/// that names the provider and the path; the state stays byte for byte, and nothing falls back
+/// to the stored document (reading a file is not a fetch).
+#[test]
+fn a_missing_or_refused_pushed_document_leaves_the_state() {
+    let lab = Lab::new("oidc-pushed-missing");
+    let before = lab.good_refresh();
+    let pushed = lab.dir.path().join("pushed");
+    std::fs::create_dir_all(&pushed).unwrap();
+    let mut opts = lab.opts();
+    opts.discovery_dir = Some(pushed.clone());
+    let state = state_path(&opts.state_dir, "lab");
+
+    let e = refresh_provider(&lab.provider(), &opts, day(1)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    let want = pushed.join("lab.json").display().to_string();
+    assert!(e.message().contains("\"lab\"") && e.message().contains(&want), "{e}");
+    assert_eq!(std::fs::read(&state).unwrap(), before, "state file unchanged");
+    let st = load_provider_status(&opts.state_dir, "lab").unwrap().unwrap();
+    assert!(!st.ok && st.error_kind.as_deref() == Some("config") && st.last_success == Some(day(0)), "{st:?}");
+
+    // Check mode says the same and writes nothing.
+    let mut check = opts.clone();
+    check.check = true;
+    assert_eq!(refresh_provider(&lab.provider(), &check, day(1)).unwrap_err().kind(), ErrorKind::Config);
+
+    // A pushed document for another issuer.
+    let mut doc = lab.good_doc();
+    doc["issuer"] = json!(format!("https://evil.vorfw.test:{}", lab.port()));
+    std::fs::write(pushed.join("lab.json"), doc.to_string()).unwrap();
+    let e = refresh_provider(&lab.provider(), &opts, day(2)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::IssuerMismatch, "{e}");
+    assert!(e.message().contains("lab.json"), "{e}");
+    assert_eq!(std::fs::read(&state).unwrap(), before, "state file unchanged");
+
+    // The good one: accepted.
+    std::fs::write(pushed.join("lab.json"), lab.good_doc().to_string()).unwrap();
+    let o = refresh_provider(&lab.provider(), &opts, day(3)).unwrap();
+    assert!(o.saved && o.state.names.contains(KEYS), "{:?}", o.state.names);
 }

@@ -56,6 +56,7 @@ fn opts(dir: &TempDir, d: &Dnsmasq) -> RefreshOptions {
         dns: lab_policy(),
         published: PublishedPolicy::default(),
         discovery_file: Some(discovery_file(dir)),
+        discovery_dir: None,
         check: false,
     }
 }
