@@ -117,6 +117,28 @@ def test_the_dns_server_stopped_keeps_the_set(idp):
     idp.dns_start()
 
 
+def test_controller_mode_pushes_the_discovery_documents(idp):
+    """Controller mode: the controller fetches and validates the discovery document once (the
+    lab's controller has no DNS for vorlab.test: --connect-to, for its fetch only) and pushes it;
+    each host resolves its names through its own resolver, now and from its timer."""
+    idp.answer(lab_idp.ANSWERS)
+    vars_ = {**EXTRA, "entra_egress_mode": "controller",
+             "entra_egress_controller_oidc_args": ["--connect-to", f"{ISSUER_HOST}:{IDP_ADDR}"]}
+    r = ok(playbook("site.yml", "-e", json.dumps(vars_)))
+    assert "fetch and validate the discovery documents once, on the controller" in r.stdout
+    for h in OIDC:
+        pushed = json.loads(on(h, "cat /var/lib/vorstream-firewall/oidc-discovery/labidp.json"))
+        assert pushed["issuer"] == ISSUER and pushed["jwks_uri"].startswith(f"https://{KEYS_HOST}/")
+        unit = on(h, f"cat {UNIT}.service")
+        assert "--discovery-dir" in unit, unit
+        out = refresh(h)
+        assert "rc=0" in out, out
+        assert reach(h, IDP_ADDR, PORT) and reach(h, KEYS_ADDR, PORT), f"{h} ({BACKENDS[h]}): {out}"
+        assert not reach(h, OUTSIDE, PORT)
+    again = ok(playbook("site.yml", "-e", json.dumps(vars_)))
+    assert all(v["changed"] == 0 for v in recap(again.stdout).values()), recap(again.stdout)
+
+
 def test_back_to_open_egress_without_the_provider():
     vars_ = {"entra_egress_file": str(WEEK2)}
     ok(playbook("site.yml", "-e", json.dumps(vars_)))
