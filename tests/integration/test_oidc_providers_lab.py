@@ -145,3 +145,6 @@ def test_back_to_open_egress_without_the_provider():
     for h in OIDC:
         assert "oidc-labidp" not in on(h, "nft list ruleset 2>/dev/null; ufw status 2>/dev/null; "
                                           "firewall-cmd --get-ipsets 2>/dev/null; true")
+        # Nothing keeps refreshing the provider that was removed.
+        assert on(h, f"ls {UNIT}.service {UNIT}.timer /etc/vorstream-firewall/oidc-providers.json 2>&1; true").count(
+            "No such file") == 3
