@@ -39,6 +39,7 @@ ISSUER_HOST, KEYS_HOST = "idp.vorlab.test", "keys.vorlab.test"
 ISSUER = f"https://{ISSUER_HOST}/realms/vor"
 ISSUER_ADDR, KEYS_ADDR, SPARE, OUTSIDE = "10.231.0.211", "10.231.0.212", "10.231.0.213", "10.231.0.214"
 NAME = "labidp"                         # its id in host_firewall_oidc_providers
+SERVED = (ISSUER_ADDR, KEYS_ADDR, SPARE, OUTSIDE)  # the HTTPS server answers on each
 ANSWERS = {ISSUER_HOST: ISSUER_ADDR, KEYS_HOST: KEYS_ADDR}
 TTL = 30
 PORT = json.loads((LAB_DIR.parent.parent / "data" / "port_matrix.json").read_text())["egress"]["oidc_provider"]["port"]
@@ -110,7 +111,7 @@ class Idp:
         self.ca.chmod(0o644)
 
     def net(self):
-        for a in (ISSUER_ADDR, KEYS_ADDR, SPARE, OUTSIDE):
+        for a in SERVED:
             run("ip", "addr", "replace", f"{a}/32", "dev", BRIDGE)
         if not Path(f"/run/netns/{NS}").exists():
             run("ip", "link", "del", VETH + "0", check=False)
@@ -161,7 +162,7 @@ class Idp:
         def ready() -> bool:
             if p.poll() is not None:
                 raise SystemExit(f"idp: the HTTPS server exited: {(self.dir / 'https.log').read_text()[-2000:]}")
-            return all(tcp_open(a) for a in (ISSUER_ADDR, KEYS_ADDR, SPARE, OUTSIDE))
+            return all(tcp_open(a) for a in SERVED)
         wait(ready, "the HTTPS server")
 
     # -- commands ----------------------------------------------------------------------------
@@ -180,7 +181,7 @@ class Idp:
         if Path(f"/run/netns/{NS}").exists():
             run("ip", "netns", "del", NS, check=False)
         if run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
-            for a in (ISSUER_ADDR, KEYS_ADDR, SPARE, OUTSIDE):
+            for a in SERVED:
                 run("ip", "addr", "del", f"{a}/32", "dev", BRIDGE, check=False)
         if self.dir.is_dir():
             for f in self.dir.iterdir():
@@ -221,7 +222,7 @@ def serve(idp: Idp):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(idp.dir / "server.pem", idp.dir / "server.key")
     servers = []
-    for a in (ISSUER_ADDR, KEYS_ADDR, SPARE, OUTSIDE):
+    for a in SERVED:
         s = http.server.ThreadingHTTPServer((a, PORT), Handler)
         s.socket = ctx.wrap_socket(s.socket, server_side=True, do_handshake_on_connect=False)
         servers.append(s)
