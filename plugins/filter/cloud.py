@@ -49,8 +49,9 @@ def aws_sg_rules(group, current, prefix_list_ids, direction="rules"):
             name = r["ip_prefix"]
             if not ids.get(name):
                 raise AnsibleFilterError(
-                    f"security group {group['name']}: the prefix list {name} has no id; create it and set "
-                    f"cloud_security_groups_aws_prefix_list_ids['{name}'] (see the role's README)")
+                    f"security group {group['name']}: the prefix list {name} has no id: "
+                    f"cloud_security_groups_aws_prefix_list_ids names {', '.join(sorted(ids)) or 'none'}; give the id "
+                    "of every list the plan names, or none (the role then keeps its own lists)")
             r["ip_prefix"] = ids[name]
         if r.get("proto") == "all":
             r["proto"] = "-1"
@@ -58,6 +59,29 @@ def aws_sg_rules(group, current, prefix_list_ids, direction="rules"):
     if current:
         field = "ip_permissions" if direction == "rules" else "ip_permissions_egress"
         out.extend(_foreign(current.get(field)))
+    return out
+
+
+def aws_prefix_list_specs(prefix_lists, fetched):
+    """The plan's prefix lists (C(prefix_lists) of the aws-sg plan) with their entries, the
+    effective list of the controller's `vorfw-entra fetch --format json` for the list's family,
+    as vorstream.firewall.aws_prefix_lists takes them."""
+    effective = (fetched or {}).get("effective")
+    if not isinstance(effective, dict):
+        raise AnsibleFilterError("the Entra ID fetch result has no effective list (is vorfw-entra older than the role?)")
+    out = []
+    for pl in prefix_lists:
+        family = pl["address_family"]
+        key = {"IPv4": "ipv4", "IPv6": "ipv6"}.get(family)
+        if key is None:
+            raise AnsibleFilterError(f"prefix list {pl['name']}: address family {family!r} is neither IPv4 nor IPv6")
+        entries = list(effective.get(key) or [])
+        if len(entries) > pl["max_entries"]:
+            raise AnsibleFilterError(
+                f"prefix list {pl['name']}: the Entra ID list has {len(entries)} {family} prefixes, more than the list's "
+                f"max_entries of {pl['max_entries']}; raise cloud_security_groups_aws_prefix_list_entries (EC2 allows "
+                "1000; every rule that references the list counts as that many against the rules quota)")
+        out.append({"name": pl["name"], "address_family": family, "max_entries": pl["max_entries"], "entries": entries})
     return out
 
 
@@ -98,4 +122,5 @@ class FilterModule:
     """The role's filters."""
 
     def filters(self):
-        return {"aws_sg_rules": aws_sg_rules, "azure_nsg_rules": azure_nsg_rules}
+        return {"aws_sg_rules": aws_sg_rules, "aws_prefix_list_specs": aws_prefix_list_specs,
+                "azure_nsg_rules": azure_nsg_rules}

@@ -110,7 +110,7 @@ options:
       aws_prefix_list_entries:
         description: AWS - C(max_entries) of the Entra ID prefix lists.
         type: int
-        default: 100
+        default: 300
 attributes:
   check_mode:
     support: full

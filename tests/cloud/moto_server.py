@@ -28,7 +28,10 @@ def patch() -> None:
     # pylint: disable=import-outside-toplevel
     from moto.core.responses import ActionResult
     from moto.ec2.models.security_groups import SecurityGroup, SecurityGroupBackend, SecurityGroupRule
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.managed_prefixes import ManagedPrefixListBackend
     from moto.ec2.responses.security_groups import SecurityGroups
+    from moto.ec2.responses.vpcs import VPCs
 
     # 1. moto 5.2.5 drops the description of a prefix-list reference in a security group rule:
     #    SecurityGroupRule.__init__ keeps only prefix_list_id["PrefixListId"] of the request's
@@ -104,6 +107,50 @@ def patch() -> None:
 
     for name in ("update_security_group_rule_descriptions_ingress", "update_security_group_rule_descriptions_egress"):
         setattr(SecurityGroups, name, returning_true(getattr(SecurityGroups, name)))
+
+    # 4. moto 5.2.5's ModifyManagedPrefixList (ManagedPrefixListBackend.modify_managed_prefix_list
+    #    and VPCs.modify_managed_prefix_list) sets the list's name to None when the request has no
+    #    PrefixListName, ignores MaxEntries, and applies a change made against any CurrentVersion.
+    #    EC2 (API reference, ModifyManagedPrefixList: "PrefixListName - A name for the prefix
+    #    list", optional; "MaxEntries - The maximum number of entries for the prefix list. You
+    #    cannot modify the entries of a prefix list and modify the size of a prefix list at the
+    #    same time"; "CurrentVersion - The current version of the prefix list") keeps the name
+    #    unless one is given, resizes the list, and refuses a stale version
+    #    (PrefixListVersionMismatch), so that two writers cannot lose each other's entries.
+    modify_pl = ManagedPrefixListBackend.modify_managed_prefix_list
+
+    @functools.wraps(modify_pl)
+    def modify_managed_prefix_list(self, add_entry, remove_entry, prefix_list_id=None, current_version=None,
+                                   prefix_list_name=None, max_entries=None):
+        pl = self.managed_prefix_lists.get(prefix_list_id)
+        if pl is not None and current_version is not None and current_version != pl.version:
+            raise EC2ClientError("PrefixListVersionMismatch",
+                                 f"The prefix list {prefix_list_id} is at version {pl.version}, not {current_version}.")
+        if pl is not None and max_entries is not None and (add_entry or remove_entry):
+            raise EC2ClientError("InvalidParameterCombination",
+                                 "You cannot modify the entries and the size of a prefix list at the same time.")
+        name = pl.prefix_list_name if pl is not None else None
+        out = modify_pl(self, add_entry, remove_entry, prefix_list_id, current_version, prefix_list_name or name)
+        if max_entries is not None:
+            out.max_entries = int(max_entries)
+        return out
+
+    ManagedPrefixListBackend.modify_managed_prefix_list = modify_managed_prefix_list
+
+    modify_response = VPCs.modify_managed_prefix_list
+
+    @functools.wraps(modify_response)
+    def modify_managed_prefix_list_response(self):
+        max_entries = self._get_param("MaxEntries")  # pylint: disable=protected-access
+        backend = self.ec2_backend
+        original = backend.modify_managed_prefix_list
+        backend.modify_managed_prefix_list = functools.partial(original, max_entries=max_entries)
+        try:
+            return modify_response(self)
+        finally:
+            del backend.modify_managed_prefix_list
+
+    VPCs.modify_managed_prefix_list = modify_managed_prefix_list_response
 
 
 def main(argv: list[str] | None = None) -> None:

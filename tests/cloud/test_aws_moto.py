@@ -5,6 +5,7 @@ every time read back with boto3 and compared with the plan."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import boto3
@@ -29,11 +30,11 @@ def vpc(ec2):
     return ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
 
 
-def playbook(tmp_path, moto, vpc, prefix_lists=None, **extra):
+def playbook(tmp_path, moto, vpc, prefix_lists=None, region=REGION, **extra):
     vars_ = {
         "cloud_security_groups_provider": "aws",
         "cloud_security_groups_aws_vpc_id": vpc,
-        "cloud_security_groups_aws_region": REGION,
+        "cloud_security_groups_aws_region": region,
         "cloud_security_groups_aws_endpoint_url": moto,
         "cloud_security_groups_aws_prefix_list_ids": prefix_lists or {},
         **extra,
@@ -45,11 +46,14 @@ def playbook(tmp_path, moto, vpc, prefix_lists=None, **extra):
     return pb
 
 
-def play(pb, inventory, moto, cloud_collections, *args):
+def play(pb, inventory, moto, cloud_collections, *args, ok=True):
     env = {**CREDS, "AWS_ENDPOINT_URL": moto, "AWS_ENDPOINT_URL_EC2": moto, "NO_PROXY": "127.0.0.1",
            "HTTPS_PROXY": "", "HTTP_PROXY": "",
            "ANSIBLE_COLLECTIONS_PATH": f"{ROOT / 'build' / 'collections'}:{cloud_collections}"}
     r = run(["ansible-playbook", "-i", inventory, pb, *args], extra_env=env, timeout=600)
+    if not ok:
+        assert r.returncode != 0, r.stdout[-3000:]
+        return None, r.stdout
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     m = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", r.stdout)
     assert m, r.stdout[-3000:]
@@ -222,8 +226,139 @@ def test_restricted_egress_uses_the_entra_prefix_lists(tmp_path, moto, ec2, vorf
     assert_matches_plan(ec2, vpc, doc)
     assert live_prefix_list_refs(ec2, vpc) == planned_refs
 
-    # Without the prefix list ids the role fails before touching anything, naming the variable.
-    pb = playbook(tmp_path, moto, vpc, cloud_security_groups_egress="restricted")
-    env = {**CREDS, "AWS_ENDPOINT_URL": moto, "ANSIBLE_COLLECTIONS_PATH": f"{ROOT / 'build' / 'collections'}:{cloud_collections}"}
-    r = run(["ansible-playbook", "-i", inv, pb], extra_env=env, timeout=600)
-    assert r.returncode != 0 and "cloud_security_groups_aws_prefix_list_ids" in r.stdout, r.stdout[-3000:]
+    # The operator's lists are used, never changed.
+    for name, pl_id in ids.items():
+        assert [e["Cidr"] for e in ec2.get_managed_prefix_list_entries(PrefixListId=pl_id)["Entries"]] == [
+            {"vorfw-entra-ipv4": "20.190.128.0/18", "vorfw-entra-ipv6": "2603:1006:2000::/48"}[name]]
+
+    # With the id of one list only, the role fails before touching anything, naming the variable.
+    snapshot = groups(ec2, vpc)
+    pb = playbook(tmp_path, moto, vpc, prefix_lists={"vorfw-entra-ipv4": ids["vorfw-entra-ipv4"]},
+                  cloud_security_groups_egress="restricted")
+    _changed, out = play(pb, inv, moto, cloud_collections, ok=False)
+    assert "cloud_security_groups_aws_prefix_list_ids" in out and "vorfw-entra-ipv6" in out, out[-3000:]
+    assert groups(ec2, vpc) == snapshot
+
+
+MICROSOFT = ROOT / "tests" / "fixtures" / "servicetags" / "microsoft"
+
+
+def entra_tag(path, tag="AzureActiveDirectory"):
+    """A real Microsoft file's prefixes of one service tag, IPv4 and IPv6 apart."""
+    doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    [v] = [v for v in doc["values"] if v["name"] == tag]
+    prefixes = set(v["properties"]["addressPrefixes"])
+    return {p for p in prefixes if ":" not in p}, {p for p in prefixes if ":" in p}
+
+
+def prefix_lists(ec2):
+    """Customer-managed prefix lists by name: (id, tags, max_entries, entries)."""
+    out = {}
+    for pl in ec2.describe_managed_prefix_lists()["PrefixLists"]:
+        if pl.get("OwnerId") == "AWS" or pl["State"].startswith("delete-"):
+            continue
+        entries = {e["Cidr"] for e in ec2.get_managed_prefix_list_entries(PrefixListId=pl["PrefixListId"])["Entries"]}
+        out[pl["PrefixListName"]] = (pl["PrefixListId"], {t["Key"]: t["Value"] for t in pl.get("Tags", [])},
+                                     pl["MaxEntries"], entries)
+    return out
+
+
+def test_the_role_keeps_the_entra_prefix_lists_from_the_feed(tmp_path, moto, vorfw, cloud_collections):
+    """No ids given: the role creates the two prefix lists, keeps their entries equal to the Entra ID
+    list the controller validated from Microsoft's real files week by week (removals kept for the
+    grace period), references them from the OIDC clients' groups, and deletes them when egress opens."""
+    region = "eu-west-1"
+    ec2 = boto3.client("ec2", region_name=region, endpoint_url=moto, aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    inv = ROOT / "examples" / "multi-tier.yml"
+    state = tmp_path / "entra-state"
+    entra_bin = ROOT / "roles" / "entra_egress" / "files" / f"vorfw-entra_{os.uname().machine}"
+    week1, week2 = MICROSOFT / "ServiceTags_Public_20250714.json", MICROSOFT / "ServiceTags_Public_20250721.json"
+
+    def pb(week, **extra):
+        extra = {"cloud_security_groups_egress": "restricted", **extra}
+        return playbook(tmp_path, moto, vpc, region=region, cloud_security_groups_entra_args=["--file", str(week)],
+                        cloud_security_groups_entra_state_dir=str(state), **extra)
+
+    def controller_list():
+        doc = json.loads(run([entra_bin, "--state-dir", state, "show", "--format", "json"], check=True).stdout)
+        return set(doc["ipv4"]), set(doc["ipv6"])
+
+    def assert_lists_and_groups(v4, v6):
+        lists = prefix_lists(ec2)
+        assert set(lists) == {"vorfw-entra-ipv4", "vorfw-entra-ipv6"}
+        for name, want in (("vorfw-entra-ipv4", v4), ("vorfw-entra-ipv6", v6)):
+            _id, tags, max_entries, entries = lists[name]
+            assert tags == {"managed-by": "vorstream.firewall"} and max_entries == 300
+            assert entries == want, (name, entries ^ want)
+        doc = json.loads(run([vorfw, "plan", "-i", inv, "--format", "aws-sg", "--egress", "restricted"],
+                             check=True).stdout)
+        for g in doc["security_groups"]:
+            for r in g["rules_egress"]:
+                if "ip_prefix" in r:
+                    r["ip_prefix"] = lists[r["ip_prefix"]][0]
+        assert_matches_plan(ec2, vpc, doc)
+        assert {r[4] for r in prefix_list_refs(doc)} == {lists[n][0] for n in lists}
+
+    # 1. Week 1: created, with exactly the file's AzureActiveDirectory prefixes.
+    changed, _out = play(pb(week1), inv, moto, cloud_collections)
+    assert changed > 0
+    v4, v6 = entra_tag(week1)
+    assert (len(v4), len(v6)) == (199, 15)
+    assert controller_list() == (v4, v6)
+    assert_lists_and_groups(v4, v6)
+    ids = {n: pl[0] for n, pl in prefix_lists(ec2).items()}
+
+    # 2. The same file again: nothing changes.
+    changed, out = play(pb(week1), inv, moto, cloud_collections)
+    assert changed == 0, out[-4000:]
+
+    # 3. Week 2 in check mode: reported, nothing changed, in the cloud or on the controller.
+    before = prefix_lists(ec2)
+    changed, out = play(pb(week2), inv, moto, cloud_collections, "--check", "--diff")
+    assert changed == 1, out[-4000:]
+    assert "13.87.32.18/32" in out  # the diff shows an added prefix
+    assert prefix_lists(ec2) == before and controller_list() == (v4, v6)
+
+    # 4. Week 2: its additions at once, its removals kept for the grace period, the same lists.
+    changed, _out = play(pb(week2), inv, moto, cloud_collections)
+    assert changed == 1
+    w4, w6 = entra_tag(week2)
+    assert v4 - w4 and w4 - v4, "the two real files differ"
+    assert controller_list() == (w4 | v4, w6 | v6)
+    assert_lists_and_groups(w4 | v4, w6 | v6)
+    assert {n: pl[0] for n, pl in prefix_lists(ec2).items()} == ids
+    changed, out = play(pb(week2), inv, moto, cloud_collections)
+    assert changed == 0, out[-4000:]
+
+    # 5. Lists too small for the feed: the role fails before changing anything, naming the variable.
+    before, snapshot = prefix_lists(ec2), groups(ec2, vpc)
+    _changed, out = play(pb(week2, cloud_security_groups_aws_prefix_list_entries=150), inv, moto, cloud_collections,
+                         ok=False)
+    assert "cloud_security_groups_aws_prefix_list_entries" in out and "vorfw-entra-ipv4" in out, out[-3000:]
+    assert prefix_lists(ec2) == before and groups(ec2, vpc) == snapshot
+
+    # 6. Egress open: the groups lose their references, then the lists are deleted.
+    changed, _out = play(pb(week2, cloud_security_groups_egress="open"), inv, moto, cloud_collections)
+    assert changed > 0
+    assert prefix_lists(ec2) == {}
+    assert_matches_plan(ec2, vpc, plan(vorfw, inv))
+
+
+def test_a_prefix_list_of_someone_elses_under_our_name_is_refused(tmp_path, moto, cloud_collections):
+    region = "ap-south-1"
+    ec2 = boto3.client("ec2", region_name=region, endpoint_url=moto, aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    theirs = ec2.create_managed_prefix_list(PrefixListName="vorfw-entra-ipv4", AddressFamily="IPv4", MaxEntries=5,
+                                            Entries=[{"Cidr": "192.0.2.0/24"}])["PrefixList"]["PrefixListId"]
+    pb = playbook(tmp_path, moto, vpc, region=region, cloud_security_groups_egress="restricted",
+                  cloud_security_groups_entra_args=["--file", str(MICROSOFT / "ServiceTags_Public_20250714.json")],
+                  cloud_security_groups_entra_state_dir=str(tmp_path / "entra-state"))
+    _changed, out = play(pb, ROOT / "examples" / "multi-tier.yml", moto, cloud_collections, ok=False)
+    assert "vorfw-entra-ipv4" in out and theirs in out and "not ours" in out, out[-3000:]
+    # Nothing was created or changed: no list of ours, no group, their list as it was.
+    assert set(prefix_lists(ec2)) == {"vorfw-entra-ipv4"}
+    assert prefix_lists(ec2)["vorfw-entra-ipv4"][3] == {"192.0.2.0/24"}
+    assert not any(g["GroupName"].startswith("vorfw-") for g in groups(ec2, vpc).values())

@@ -104,7 +104,7 @@ struct CloudArgs {
     #[arg(long, default_value_t = vorfw_core::cloud::AWS_MAX_RULES)]
     aws_rules_quota: usize,
     /// AWS: max_entries of the Entra ID prefix lists (each reference counts as that many rules).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = vorfw_core::cloud::AWS_DEFAULT_PREFIX_LIST_ENTRIES)]
     aws_prefix_list_entries: usize,
     /// The inventory groups that are cloud groups (comma-separated; default: every group the
     /// plan's rules name). A rule naming a group left out is an error.

@@ -61,6 +61,11 @@ pub enum NsgMode {
     Service,
 }
 
+/// AWS: the Entra ID prefix lists' default `max_entries`. Microsoft's AzureActiveDirectory tag
+/// held 200 IPv4 and 16 IPv6 prefixes in 2025's public files (tests/fixtures/servicetags), and a
+/// list cannot hold more entries than its `max_entries`; the rest is room to grow.
+pub const AWS_DEFAULT_PREFIX_LIST_ENTRIES: usize = 300;
+
 #[derive(Debug, Clone)]
 pub struct CloudOptions {
     pub external: ExternalAt,
@@ -85,7 +90,7 @@ impl Default for CloudOptions {
             subnets: vec![],
             egress: None,
             aws_rules_quota: AWS_MAX_RULES,
-            aws_prefix_list_entries: 100,
+            aws_prefix_list_entries: AWS_DEFAULT_PREFIX_LIST_ENTRIES,
             groups: vec![],
         }
     }

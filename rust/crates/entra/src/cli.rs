@@ -553,6 +553,9 @@ fn report(out: &mut Output, o: &Outcome, format: Format, dry_run: bool) {
     let d = &o.diff;
     match format {
         Format::Json => {
+            // The effective list itself too: the controller converges cloud prefix lists from it,
+            // in check mode (a dry run, nothing saved) as well.
+            let (ipv4, ipv6) = o.state.effective_by_family();
             let doc = serde_json::json!({
                 "ok": true,
                 "dry_run": dry_run,
@@ -561,6 +564,7 @@ fn report(out: &mut Output, o: &Outcome, format: Format, dry_run: bool) {
                 "file_name": o.state.file_name,
                 "change_number": o.state.change_number,
                 "prefixes": o.state.counts(),
+                "effective": {"ipv4": ipv4, "ipv6": ipv6},
                 "diff": d,
                 "held": o.state.held_status(),
                 "notes": o.notes,

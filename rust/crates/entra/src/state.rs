@@ -149,6 +149,12 @@ impl State {
         self.prefixes.iter().map(|e| e.prefix).chain(self.held()).collect()
     }
 
+    /// The effective list as text, IPv4 and IPv6 apart (sorted), as prefix lists and sets take it.
+    pub fn effective_by_family(&self) -> (Vec<String>, Vec<String>) {
+        let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = self.effective().into_iter().partition(|p| matches!(p, IpNet::V4(_)));
+        (v4.iter().map(ToString::to_string).collect(), v6.iter().map(ToString::to_string).collect())
+    }
+
     /// The prefixes of held removals.
     pub fn held(&self) -> impl Iterator<Item = IpNet> + '_ {
         self.holds.iter().flat_map(|h| h.prefixes.iter().copied())
@@ -234,8 +240,7 @@ impl State {
     /// JSON output for perimeter firewalls and other consumers.
     pub fn render_json(&self) -> String {
         let eff = self.effective();
-        let v4: Vec<String> = eff.iter().filter(|p| matches!(p, IpNet::V4(_))).map(|p| p.to_string()).collect();
-        let v6: Vec<String> = eff.iter().filter(|p| matches!(p, IpNet::V6(_))).map(|p| p.to_string()).collect();
+        let (v4, v6) = self.effective_by_family();
         let grace: Vec<serde_json::Value> = self
             .in_grace()
             .into_iter()
