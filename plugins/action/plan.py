@@ -12,6 +12,20 @@ PLAN_VARS = ("ansible_host",)
 PLAN_PREFIX = "host_firewall_"
 
 
+# Jinja's delimiters (Ansible keeps the defaults): a value without them templates to itself.
+_DELIMITERS = ("{{", "{%", "{#")
+
+
+def _templated(value) -> bool:
+    if isinstance(value, str):
+        return any(d in value for d in _DELIMITERS)
+    if isinstance(value, dict):
+        return any(_templated(k) or _templated(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_templated(v) for v in value)
+    return False
+
+
 class ActionModule(BinaryModuleAction):
     MODULE = "plan"
 
@@ -24,8 +38,16 @@ class ActionModule(BinaryModuleAction):
         hosts = groups.get("all", [])
         slim = {}
         for h in hosts:
-            hv = hostvars[h]
-            slim[h] = {k: self._templar.template(hv[k]) for k in hv if k.startswith(PLAN_PREFIX) or k in PLAN_VARS}
+            # Each host's variables as Ansible resolved them, templated only where a value holds
+            # a template: a 10,000-host inventory is mostly plain values, and a templar per host
+            # would cost more than the planner itself.
+            raw = hostvars.raw_get(h)
+            wanted = [k for k in raw if k.startswith(PLAN_PREFIX) or k in PLAN_VARS]
+            if any(_templated(raw[k]) for k in wanted):
+                hv = hostvars[h]
+                slim[h] = {k: self._templar.template(hv[k]) for k in wanted}
+            else:
+                slim[h] = {k: raw[k] for k in wanted}
         args["groups"] = {g: list(hs) for g, hs in groups.items()}
         args["hostvars"] = slim
         # Peers come from the whole inventory, but only the play's hosts need their plans back

@@ -146,3 +146,33 @@ def test_module_binaries_carry_no_tls_stack():
         data = (ROOT / "plugins" / "modules" / "__bin__" / f"{module}_x86_64").read_bytes()
         found = sorted({m.group(0).decode() for m in crates.finditer(data)})
         assert not found, f"{module} links {found}"
+
+
+def test_plan_module_templates_the_host_variables_that_hold_templates(tmp_path):
+    """The action plugin passes plain values as they are and templates the others the way
+    hostvars does (the host's own variables, then the play's): a value given as a template
+    reaches the planner resolved, on one host and across a group."""
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(
+        textwrap.dedent(
+            """
+            all:
+              vars:
+                corp_users: 192.0.2.0/24
+                host_firewall_user_sources: ["{{ corp_users }}"]
+              children:
+                web:
+                  hosts:
+                    web1: {ansible_host: 10.60.0.1}
+                    web2: {ansible_host: 10.60.0.2, host_firewall_address: "10.60.0.{{ 40 + 2 }}"}
+            """
+        )
+    )
+    r, out = registered_plan(tmp_path, inv, "{'sets': fw.sets, 'plans': fw.plans}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(out.read_text())
+    assert got["plans"]["web1"]["addresses"] == ["10.60.0.1"]
+    assert got["plans"]["web2"]["addresses"] == ["10.60.0.42"]
+    for h in ("web1", "web2"):
+        users = got["sets"][got["plans"][h]["sets"]["a-user"]]
+        assert users["nets"] == ["192.0.2.0/24"], (h, users)

@@ -12,7 +12,7 @@ use crate::matrix::{Matrix, When};
 use crate::options::{parse_ip, ExtraRule, Options, Peer, Warnings};
 use ipnet::IpNet;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -557,6 +557,9 @@ impl<'a> Planner<'a> {
     /// Step 5. Every set a host's rules use has one content, and a name of its own on every
     /// backend: what `apply` would refuse on one host is refused here, before any host is touched.
     fn check_sets(&self) -> Result<()> {
+        // Hosts of the same groups have the same set keys: each distinct list of keys is checked
+        // for name collisions once (10,000 hosts have a few dozen such lists).
+        let mut collision_free: HashSet<(Vec<&str>, Vec<&str>)> = HashSet::new();
         for h in &self.hosts {
             let mut by_key: BTreeMap<&str, &Rule> = BTreeMap::new();
             for r in h.inbound.iter().chain(&h.outbound) {
@@ -570,8 +573,14 @@ impl<'a> Planner<'a> {
                 }
             }
             // The request's sets: its rules' and its extra egress rules' (`o-<id>`).
-            let egress_keys: Vec<String> = h.options.egress_extra_rules.iter().map(|x| format!("o-{}", x.id)).collect();
-            let all = by_key.keys().copied().chain(egress_keys.iter().map(String::as_str));
+            let keys: Vec<&str> = by_key.keys().copied().collect();
+            let egress_ids: Vec<&str> = h.options.egress_extra_rules.iter().map(|x| x.id.as_str()).collect();
+            let seen = (keys, egress_ids);
+            if collision_free.contains(&seen) {
+                continue;
+            }
+            let egress_keys: Vec<String> = seen.1.iter().map(|id| format!("o-{id}")).collect();
+            let all = seen.0.iter().copied().chain(egress_keys.iter().map(String::as_str));
             if let Some((a, b, name)) = crate::policy::naming_collisions(all).into_iter().next() {
                 return Err(Error::new(format!(
                     "host {}: the peer sets {a} and {b} would both be the {name}; rename one of the groups \
@@ -579,6 +588,7 @@ impl<'a> Planner<'a> {
                     h.name
                 )));
             }
+            collision_free.insert(seen);
         }
         Ok(())
     }
@@ -728,6 +738,43 @@ mod tests {
         inv["_meta"]["hostvars"]["dj"]["ansible_host"] = json!("nowhere.invalid");
         let e = plans(inv).unwrap_err();
         assert!(e.0.starts_with("host dj: no address: ansible_host 'nowhere.invalid' does not resolve"), "{e}");
+    }
+
+    #[test]
+    fn peer_sets_one_backend_would_name_alike_are_refused_on_every_host_that_has_them() {
+        use crate::policy::{object_name, Family, FIREWALLD_NAMING};
+        // Two extra egress rule ids whose sets (`o-<id>`) get the same hashed ipset name.
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let (a, b) = (0u32..)
+            .find_map(|i| {
+                let id = format!("an-egress-rule-id-longer-than-any-limit-{i}");
+                let n = object_name(FIREWALLD_NAMING.prefix, &format!("o-{id}"), Family::V4, FIREWALLD_NAMING.max);
+                seen.insert(n, id.clone()).map(|prev| (prev, id))
+            })
+            .unwrap();
+        let egress = |ids: &[&str]| {
+            json!(ids
+                .iter()
+                .map(|id| json!({"id": id, "destinations": ["192.0.2.0/24"], "port": 443}))
+                .collect::<Vec<_>>())
+        };
+        // a1 and c1 have one of the two sets each (checked once: the same keys), b1 has both.
+        let inv = json!({
+            "_meta": {"hostvars": {
+                "a1": {"ansible_host": "10.0.0.1", "host_firewall_egress_extra_rules": egress(&[&a])},
+                "b1": {"ansible_host": "10.0.0.2", "host_firewall_egress_extra_rules": egress(&[&a, &b])},
+                "c1": {"ansible_host": "10.0.0.3", "host_firewall_egress_extra_rules": egress(&[&a])}
+            }},
+            "web": {"hosts": ["a1", "b1", "c1"]}
+        });
+        let e = plans(inv.clone()).unwrap_err();
+        assert!(
+            e.0.starts_with(&format!("host b1: the peer sets o-{a} and o-{b} would both be the firewalld ipset ")),
+            "{e}"
+        );
+        let mut fine = inv;
+        fine["_meta"]["hostvars"]["b1"]["host_firewall_egress_extra_rules"] = egress(&[&a]);
+        assert!(plans(fine).is_ok());
     }
 
     #[test]
