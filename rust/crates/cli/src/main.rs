@@ -408,16 +408,19 @@ fn plan(a: PlanArgs) -> Result<String> {
         plans.hosts.retain(|h| wanted.contains(&h.name.as_str()));
     }
     Ok(match a.format {
-        Format::Flows => {
-            // Streamed host by host: a large fleet's flows never sit in memory at once.
-            let mut so = std::io::BufWriter::new(std::io::stdout().lock());
-            match render::write_flows(&plans, &mut so).and_then(|_| so.flush()) {
+        Format::Flows | Format::Markdown => {
+            // Streamed host by host: a large fleet's hosts x peers lines never sit in memory at once.
+            let mut so = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let written = match a.format {
+                Format::Flows => render::write_flows(&plans, &mut so),
+                _ => render::write_markdown(&plans, &mut so),
+            };
+            match written.and_then(|_| so.flush()) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
                 _ => String::new(),
             }
         }
         Format::Json => render::json_text(&plans),
-        Format::Markdown => render::markdown(&plans),
         Format::Csv => render::csv(&plans).map_err(anyhow::Error::msg)?,
         Format::Mermaid => render::mermaid(&plans),
         Format::Summary => render::summary(&plans),

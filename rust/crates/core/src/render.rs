@@ -1,10 +1,12 @@
 //! Renderings of a set of plans: flows (the stable line contract), JSON (what the modules
 //! consume), Markdown (for sign-off), CSV and Mermaid.
 
-use crate::plan::{HostPlan, Origin, Plans};
+use crate::plan::{HostPlan, NetSet, Origin, Plans, Rule};
+use ipnet::IpNet;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// One allowed flow: the five contract columns plus merged purposes and rule ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +61,89 @@ pub fn flows(plans: &Plans) -> Vec<Flow> {
     line_order(plans).into_iter().flat_map(host_flows).collect()
 }
 
-/// The flow lines, written host by host: memory holds one host's flows at a time.
+/// Peer sets' members as text, computed once per set (equal sets are one shared `Arc`, so a
+/// fleet's hosts share a handful of sets).
+#[derive(Default)]
+struct SetTexts(HashMap<*const Vec<IpNet>, Vec<(String, IpNet)>>);
+
+impl SetTexts {
+    /// The set's members as `text(net)`, sorted by text if `sorted`, else in set order.
+    fn get(&mut self, set: &NetSet, sorted: bool, text: impl Fn(&IpNet) -> String) -> &[(String, IpNet)] {
+        self.0.entry(Arc::as_ptr(set)).or_insert_with(|| {
+            let mut v: Vec<(String, IpNet)> = set.iter().map(|n| (text(n), *n)).collect();
+            if sorted {
+                v.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            }
+            v
+        })
+    }
+}
+
+/// `line` := a flow line: the first columns, the peer, the purposes and the rule ids.
+fn flow_line<'a>(
+    line: &mut Vec<u8>,
+    prefix: &str,
+    peer: &str,
+    purposes: impl IntoIterator<Item = &'a str>,
+    ids: impl IntoIterator<Item = &'a str>,
+) {
+    line.clear();
+    line.extend_from_slice(prefix.as_bytes());
+    line.extend_from_slice(peer.as_bytes());
+    fn column<'a>(line: &mut Vec<u8>, sep: &str, items: impl IntoIterator<Item = &'a str>) {
+        line.push(b'\t');
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                line.extend_from_slice(sep.as_bytes());
+            }
+            line.extend_from_slice(item.as_bytes());
+        }
+    }
+    column(line, "; ", purposes);
+    column(line, ",", ids);
+    line.push(b'\n');
+}
+
+/// The flow lines, written host by host: memory holds one host's rules at a time (and each
+/// shared peer set's text once). The same lines as [`flows`], without building them.
 pub fn write_flows(plans: &Plans, w: &mut impl std::io::Write) -> std::io::Result<()> {
+    let mut texts = SetTexts::default();
+    let mut line: Vec<u8> = Vec::with_capacity(256);
     for h in line_order(plans) {
-        for f in host_flows(h) {
-            w.write_all(f.line.as_bytes())?;
-            w.write_all(b"\n")?;
+        // Rules by the line's first columns: lines sort by them first, since none holds a tab.
+        let mut groups: BTreeMap<String, Vec<&Rule>> = BTreeMap::new();
+        for (dir, rules) in [("in", &h.inbound), ("out", &h.outbound)] {
+            for r in rules.iter() {
+                let prefix = format!("{}\t{dir}\t{}\t{}\t", h.name, r.protocol.as_str(), r.port);
+                groups.entry(prefix).or_default().push(r);
+            }
+        }
+        for (prefix, rules) in &groups {
+            if let [r] = rules.as_slice() {
+                for (text, net) in texts.get(&r.peers, true, IpNet::to_string) {
+                    if !h.own.contains(net) {
+                        flow_line(&mut line, prefix, text, [&*r.purpose], [&*r.id]);
+                        w.write_all(&line)?;
+                    }
+                }
+                continue;
+            }
+            // Several rules on one port: a peer's line names every purpose and rule id.
+            for r in rules {
+                texts.get(&r.peers, true, IpNet::to_string);
+            }
+            let mut merged: Vec<(&str, usize)> = Vec::new();
+            for (i, r) in rules.iter().enumerate() {
+                let set = &texts.0[&Arc::as_ptr(&r.peers)];
+                merged.extend(set.iter().filter(|(_, n)| !h.own.contains(n)).map(|(t, _)| (t.as_str(), i)));
+            }
+            merged.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.cmp(&b.1)));
+            for run in merged.chunk_by(|a, b| a.0 == b.0) {
+                let purposes: BTreeSet<&str> = run.iter().map(|&(_, i)| &*rules[i].purpose).collect();
+                let ids: BTreeSet<&str> = run.iter().map(|&(_, i)| &*rules[i].id).collect();
+                flow_line(&mut line, prefix, run[0].0, purposes, ids);
+                w.write_all(&line)?;
+            }
         }
     }
     Ok(())
@@ -150,7 +229,24 @@ fn md_escape(s: &str) -> String {
 }
 
 pub fn markdown(plans: &Plans) -> String {
+    let mut v = Vec::new();
+    write_markdown(plans, &mut v).expect("writing to memory");
+    String::from_utf8(v).expect("markdown is UTF-8")
+}
+
+/// [`markdown`], written host by host: memory holds one host's section at a time (and each
+/// shared peer set's text once).
+pub fn write_markdown(plans: &Plans, w: &mut impl std::io::Write) -> std::io::Result<()> {
     let names = names(plans);
+    // A peer as people know it, escaped (escaping is per character, so joined cells stay escaped).
+    let peer_text = |p: &IpNet| {
+        let p = p.to_string();
+        md_escape(&match names.get(&p) {
+            Some(n) => format!("{n} ({p})"),
+            None => p,
+        })
+    };
+    let mut texts = SetTexts::default();
     let mut s = String::new();
     let _ = writeln!(s, "# VOR Stream host firewall plan\n");
     let _ = writeln!(
@@ -158,10 +254,12 @@ pub fn markdown(plans: &Plans) -> String {
         "Generated by vorstream.firewall from the VOR Stream port matrix. Every host admits loopback, \
          established traffic and exactly the inbound flows listed for it; everything else inbound is refused.\n"
     );
-    for w in &plans.warnings {
-        let _ = writeln!(s, "> **Warning:** {}\n", md_escape(w));
+    for warning in &plans.warnings {
+        let _ = writeln!(s, "> **Warning:** {}\n", md_escape(warning));
     }
+    w.write_all(s.as_bytes())?;
     for h in &plans.hosts {
+        s.clear();
         let _ = writeln!(s, "## {}\n", md_escape(&h.name));
         let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(s, "- Addresses: {}", addrs.join(", "));
@@ -170,25 +268,11 @@ pub fn markdown(plans: &Plans) -> String {
         let _ = writeln!(s, "- Services: {}\n", h.services.join(", "));
         for (title, col, rules) in [("Inbound", "From", &h.inbound), ("Outbound", "To", &h.outbound)] {
             let _ = writeln!(s, "### {title}\n");
-            // Merge rules that differ only by protocol.
-            // (port, rule id) → (protocols, peers, purpose, label): rules differing only by protocol.
-            type Row<'a> = (BTreeSet<&'a str>, Vec<String>, String, String);
-            let mut rows: BTreeMap<(u16, String), Row> = BTreeMap::new();
+            // (port, rule id) → (protocols, the first such rule): rules differing only by protocol
+            // share a row.
+            let mut rows: BTreeMap<(u16, &str), (BTreeSet<&str>, &Rule)> = BTreeMap::new();
             for r in rules.iter() {
-                let peers: Vec<String> = h
-                    .peers(r)
-                    .map(|p| {
-                        let p = p.to_string();
-                        match names.get(&p) {
-                            Some(n) => format!("{n} ({p})"),
-                            None => p,
-                        }
-                    })
-                    .collect();
-                let e = rows
-                    .entry((r.port, r.id.to_string()))
-                    .or_insert_with(|| (BTreeSet::new(), peers, r.purpose.to_string(), r.label.to_string()));
-                e.0.insert(r.protocol.as_str());
+                rows.entry((r.port, &r.id)).or_insert_with(|| (BTreeSet::new(), r)).0.insert(r.protocol.as_str());
             }
             if rows.is_empty() {
                 let _ = writeln!(s, "_None._\n");
@@ -196,21 +280,23 @@ pub fn markdown(plans: &Plans) -> String {
             }
             let _ = writeln!(s, "| Port | Protocol | {col} | Peers | Purpose | Rule |");
             let _ = writeln!(s, "|---:|---|---|---|---|---|");
-            for ((port, id), (protos, peers, purpose, label)) in rows {
+            for ((port, id), (protos, r)) in rows {
                 let protos: Vec<&str> = protos.into_iter().collect();
-                let _ = writeln!(
-                    s,
-                    "| {port} | {} | {} | {} | {} | `{id}` |",
-                    protos.join("+"),
-                    md_escape(&label),
-                    md_escape(&peers.join(", ")),
-                    md_escape(&purpose)
-                );
+                let _ = write!(s, "| {port} | {} | {} | ", protos.join("+"), md_escape(&r.label));
+                let peers = texts.get(&r.peers, false, peer_text).iter().filter(|(_, n)| !h.own.contains(n));
+                for (i, (text, _)) in peers.enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    s.push_str(text);
+                }
+                let _ = writeln!(s, " | {} | `{id}` |", md_escape(&r.purpose));
             }
             s.push('\n');
         }
+        w.write_all(s.as_bytes())?;
     }
-    s
+    Ok(())
 }
 
 pub fn csv(plans: &Plans) -> Result<String, String> {
@@ -350,6 +436,53 @@ pub fn summary(plans: &Plans) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::Inventory;
+    use crate::matrix::Matrix;
+
+    /// Two hosts in every group of the matrix, one of them also in every other group (so
+    /// several rules share a port and a peer), and one host with an IPv6 address.
+    fn every_group_plans() -> Plans {
+        let m = Matrix::embedded();
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut hostvars = serde_json::Map::new();
+        let mut n = 0;
+        for s in &m.services {
+            for _ in 0..2 {
+                n += 1;
+                let name = format!("{}{n}", s.group);
+                hostvars.insert(
+                    name.clone(),
+                    serde_json::json!({"ansible_host": format!("10.0.{}.{}", n / 200, n % 200 + 1)}),
+                );
+                groups.entry(s.group.clone()).or_default().push(name);
+            }
+        }
+        hostvars.insert("all1".into(), serde_json::json!({"ansible_host": "fd00::1"}));
+        for hosts in groups.values_mut() {
+            hosts.push("all1".into());
+        }
+        let mut inv = serde_json::json!({"_meta": {"hostvars": hostvars}});
+        for (g, hosts) in groups {
+            inv[g] = serde_json::json!({ "hosts": hosts });
+        }
+        let inv = Inventory::from_ansible_json(&inv).expect("well-formed inventory");
+        let mut resolve = |_: &str| Err("no resolver in this test".to_string());
+        crate::plan::plan(&inv, m, &mut resolve).expect("the plan")
+    }
+
+    #[test]
+    fn streamed_flows_are_the_sorted_merged_flows() {
+        let plans = every_group_plans();
+        let built: String = flows(&plans).iter().map(|f| format!("{}\n", f.line)).collect();
+        let streamed = flows_text(&plans);
+        assert_eq!(streamed, built);
+        // The data exercises both paths: lines of one rule and lines merging several.
+        assert!(streamed.lines().any(|l| l.rsplit('\t').next().is_some_and(|ids| ids.contains(','))));
+        assert!(streamed.lines().count() > 1000);
+        let mut sorted: Vec<&str> = streamed.lines().collect();
+        sorted.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(sorted, streamed.lines().collect::<Vec<_>>());
+    }
 
     #[test]
     fn hostile_text_stays_text() {
